@@ -1,0 +1,445 @@
+"""Typed experiment config: YAML file + dotted KEY=VALUE overrides, validated at load.
+
+One dataclass per concern. Every field has a one-line comment with units and
+valid values; every check lives next to the fields it checks (`validate`) and
+raises ConfigError naming the dotted key. Nothing here builds a model or
+touches a device: the whole config is checked before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A user mistake in the config: the message names the key and what is valid."""
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {message}")
+
+
+DCGAN_RESOLUTIONS = (28, 32, 64)
+TOY_DATASETS = ("ring8", "grid25")
+
+
+@dataclass
+class ModelConfig:
+    arch: Literal["mlp", "dcgan"] = "dcgan"  # network family
+    channels: int = 1  # image channels: 1 (grayscale) or 3 (RGB); ignored for toy 2D data
+    latent_dim: int = 100  # size of the generator's input noise vector
+    num_classes: int = 0  # >0 makes G and D class-conditional (needs data.label_column)
+    g_width: int = 64  # generator base width (feature maps of the last conv / first hidden layer)
+    d_width: int = 64  # discriminator base width
+    d_norm: Literal["batch", "layer", "none"] = "none"  # normalisation in D (WGAN-GP: layer|none)
+    d_dropout: float = 0.0  # dropout probability in D, 0 <= p < 1
+
+    def validate(self, prefix: str = "model") -> None:
+        _require(self.channels in (1, 3), f"{prefix}.channels", f"must be 1 or 3, got {self.channels}")
+        _require(self.latent_dim >= 1, f"{prefix}.latent_dim", f"must be >= 1, got {self.latent_dim}")
+        _require(self.num_classes >= 0, f"{prefix}.num_classes", f"must be >= 0, got {self.num_classes}")
+        _require(self.g_width >= 1, f"{prefix}.g_width", f"must be >= 1, got {self.g_width}")
+        _require(self.d_width >= 1, f"{prefix}.d_width", f"must be >= 1, got {self.d_width}")
+        _require(
+            0.0 <= self.d_dropout < 1.0, f"{prefix}.d_dropout", f"must be in [0, 1), got {self.d_dropout}"
+        )
+
+
+@dataclass
+class DataConfig:
+    source: Literal["embedded", "hub", "parquet", "imagefolder", "toy", "prepared"] = "embedded"
+    # hub: dataset id; parquet: file, glob or directory; imagefolder: directory;
+    # prepared: output of `distgan.data.prepare`; toy: ring8 | grid25; embedded: ignored
+    path: str = ""
+    name: Optional[str] = None  # hub dataset config name (e.g. a CelebA subset), if any
+    split: str = "train"  # dataset split to train on
+    image_column: str = "image"  # column holding the image (PIL image or encoded bytes)
+    label_column: Optional[str] = None  # column holding an int class label (conditional models)
+    streaming: bool = True  # stream with datasets' IterableDataset instead of downloading first
+    batch_size: int = 64  # GLOBAL batch (images per D step, all processes together)
+    resolution: int = 28  # output image side in pixels (dcgan: 28, 32 or 64)
+    center_crop: bool = False  # crop the central square before resizing (CelebA-style)
+    crop_size: int = 0  # side of the central crop in pixels, 0 = the image's short side
+    num_workers: int = 0  # DataLoader worker processes per training process
+    shuffle_buffer: int = 1000  # examples in the streaming shuffle buffer (0 = no shuffle)
+    on_bad_example: Literal["error", "skip"] = "error"  # corrupt/invalid rows: stop or skip+count
+    toy_samples: int = 100_000  # examples in one epoch of a toy 2D dataset
+
+    def validate(self, prefix: str = "data") -> None:
+        _require(self.batch_size >= 1, f"{prefix}.batch_size", f"must be >= 1, got {self.batch_size}")
+        _require(self.resolution >= 4, f"{prefix}.resolution", f"must be >= 4, got {self.resolution}")
+        _require(self.crop_size >= 0, f"{prefix}.crop_size", f"must be >= 0, got {self.crop_size}")
+        _require(self.num_workers >= 0, f"{prefix}.num_workers", f"must be >= 0, got {self.num_workers}")
+        _require(
+            self.shuffle_buffer >= 0, f"{prefix}.shuffle_buffer", f"must be >= 0, got {self.shuffle_buffer}"
+        )
+        _require(self.toy_samples >= 1, f"{prefix}.toy_samples", f"must be >= 1, got {self.toy_samples}")
+        if self.source == "toy":
+            _require(
+                self.path in TOY_DATASETS,
+                f"{prefix}.path",
+                f"toy dataset must be one of {list(TOY_DATASETS)}, got {self.path!r}",
+            )
+        elif self.source in ("hub", "parquet", "imagefolder", "prepared"):
+            _require(bool(self.path), f"{prefix}.path", f"is required when data.source is {self.source!r}")
+
+    @property
+    def is_toy(self) -> bool:
+        return self.source == "toy"
+
+
+@dataclass
+class ObjectiveConfig:
+    loss: Literal["nonsaturating", "wgan-gp", "hinge"] = "nonsaturating"  # adversarial loss
+    gp_weight: float = 10.0  # lambda of the gradient penalty (wgan-gp only)
+    r1_weight: float = 0.0  # gamma of the R1 penalty on real data (0 = off)
+    real_label: float = 1.0  # BCE target for real images; 0.9 = one-sided label smoothing
+
+    def validate(self, prefix: str = "objective") -> None:
+        _require(self.gp_weight >= 0, f"{prefix}.gp_weight", f"must be >= 0, got {self.gp_weight}")
+        _require(self.r1_weight >= 0, f"{prefix}.r1_weight", f"must be >= 0, got {self.r1_weight}")
+        _require(
+            0.5 < self.real_label <= 1.0, f"{prefix}.real_label", f"must be in (0.5, 1], got {self.real_label}"
+        )
+
+
+@dataclass
+class AdamConfig:
+    lr: float = 2e-4  # learning rate
+    beta1: float = 0.5  # Adam beta1 (WGAN-GP: 0.0)
+    beta2: float = 0.999  # Adam beta2 (WGAN-GP: 0.9)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW), >= 0
+
+    def validate(self, prefix: str) -> None:
+        _require(self.lr > 0, f"{prefix}.lr", f"must be > 0, got {self.lr}")
+        _require(0.0 <= self.beta1 < 1.0, f"{prefix}.beta1", f"must be in [0, 1), got {self.beta1}")
+        _require(0.0 <= self.beta2 < 1.0, f"{prefix}.beta2", f"must be in [0, 1), got {self.beta2}")
+        _require(self.weight_decay >= 0, f"{prefix}.weight_decay", f"must be >= 0, got {self.weight_decay}")
+
+
+@dataclass
+class OptimConfig:
+    d: AdamConfig = field(default_factory=AdamConfig)  # discriminator / critic optimizer
+    g: AdamConfig = field(default_factory=AdamConfig)  # generator optimizer
+    grad_clip: float = 0.0  # max global grad norm for D and G, 0 = no clipping
+    implementation: Literal["auto", "foreach", "fused", "plain"] = "auto"  # Adam kernel
+
+    def validate(self, prefix: str = "optim") -> None:
+        self.d.validate(f"{prefix}.d")
+        self.g.validate(f"{prefix}.g")
+        _require(self.grad_clip >= 0, f"{prefix}.grad_clip", f"must be >= 0, got {self.grad_clip}")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # generator steps to train for
+    out_dir: str = "runs/default"  # run directory (config, metrics, samples, checkpoints)
+    seed: int = 0  # global seed: model init, data order, per-process latent noise
+    n_critic: int = 1  # D steps per G step (WGAN-GP: 5)
+    critic_boost_steps: int = 0  # first G steps that use critic_boost_n_critic D steps (0 = off)
+    critic_boost_n_critic: int = 100  # D steps per G step during the boost (WGAN paper: 100)
+    ema_decay: float = 0.0  # generator EMA decay per G step, 0 = no EMA (typical 0.999)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast dtype (fp16 needs a GPU)
+    compile: bool = False  # torch.compile G and D
+    channels_last: bool = False  # channels_last memory format for conv models
+    detect_anomaly: bool = False  # torch.autograd anomaly detection (slow; on in --debug)
+
+    def validate(self, prefix: str = "train") -> None:
+        _require(self.steps >= 1, f"{prefix}.steps", f"must be >= 1, got {self.steps}")
+        _require(bool(self.out_dir), f"{prefix}.out_dir", "must be a non-empty path")
+        _require(self.n_critic >= 1, f"{prefix}.n_critic", f"must be >= 1, got {self.n_critic}")
+        _require(
+            self.critic_boost_steps >= 0,
+            f"{prefix}.critic_boost_steps",
+            f"must be >= 0, got {self.critic_boost_steps}",
+        )
+        _require(
+            self.critic_boost_n_critic >= 1,
+            f"{prefix}.critic_boost_n_critic",
+            f"must be >= 1, got {self.critic_boost_n_critic}",
+        )
+        _require(
+            0.0 <= self.ema_decay < 1.0, f"{prefix}.ema_decay", f"must be in [0, 1), got {self.ema_decay}"
+        )
+
+    def n_critic_at(self, g_step: int) -> int:
+        """D steps to run before generator step `g_step` (0-based)."""
+        return self.critic_boost_n_critic if g_step < self.critic_boost_steps else self.n_critic
+
+
+@dataclass
+class WandbConfig:
+    mode: Literal["disabled", "offline", "online"] = "disabled"  # online needs network
+    project: str = "distgan"  # wandb project
+    entity: Optional[str] = None  # wandb team/user, None = the default entity
+    name: Optional[str] = None  # run display name, None = the run directory's name
+    tags: list[str] = field(default_factory=list)  # run tags
+    fallback_to_offline: bool = False  # online unreachable: go offline instead of failing
+
+
+@dataclass
+class LogConfig:
+    every: int = 50  # G steps between console/metrics.jsonl lines
+    sample_every: int = 500  # G steps between fixed-noise sample grids (0 = only at the end)
+    num_samples: int = 64  # images in a sample grid (a square number reads best)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+    def validate(self, prefix: str = "log") -> None:
+        _require(self.every >= 1, f"{prefix}.every", f"must be >= 1, got {self.every}")
+        _require(self.sample_every >= 0, f"{prefix}.sample_every", f"must be >= 0, got {self.sample_every}")
+        _require(self.num_samples >= 1, f"{prefix}.num_samples", f"must be >= 1, got {self.num_samples}")
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 500  # G steps between checkpoints (0 = only at the end and on preemption)
+    keep_last: int = 3  # complete checkpoints kept on disk (older ones are deleted)
+
+    def validate(self, prefix: str = "checkpoint") -> None:
+        _require(self.every >= 0, f"{prefix}.every", f"must be >= 0, got {self.every}")
+        _require(self.keep_last >= 1, f"{prefix}.keep_last", f"must be >= 1, got {self.keep_last}")
+
+
+@dataclass
+class DistributedConfig:
+    backend: Literal["ddp", "deepspeed"] = "ddp"  # how G and D are wrapped across processes
+    zero_stage: int = 2  # DeepSpeed ZeRO stage: 1 or 2
+    deepspeed_config: Optional[str] = None  # optional DeepSpeed JSON merged over the defaults
+    sync_batchnorm: bool = False  # convert BatchNorm to SyncBatchNorm (GPU only)
+    timeout_s: int = 600  # process-group timeout: a dead rank ends the job after this long
+
+    def validate(self, prefix: str = "distributed") -> None:
+        _require(self.zero_stage in (1, 2), f"{prefix}.zero_stage", f"must be 1 or 2, got {self.zero_stage}")
+        _require(self.timeout_s >= 1, f"{prefix}.timeout_s", f"must be >= 1, got {self.timeout_s}")
+        if self.deepspeed_config is not None:
+            _require(
+                Path(self.deepspeed_config).is_file(),
+                f"{prefix}.deepspeed_config",
+                f"file not found: {self.deepspeed_config}",
+            )
+
+
+@dataclass
+class EvalConfig:
+    every: int = 0  # G steps between evaluations during training (0 = off)
+    metrics: list[str] = field(default_factory=lambda: ["fd", "kid", "precision_recall"])
+    num: int = 1000  # generated (and real) samples per evaluation
+    extractor: str = "auto"  # feature extractor: auto | mnist_classifier | inception | raw
+    inception_weights: Optional[str] = None  # path to the standard FID Inception weights file
+
+    def validate(self, prefix: str = "eval") -> None:
+        _require(self.every >= 0, f"{prefix}.every", f"must be >= 0, got {self.every}")
+        _require(self.num >= 2, f"{prefix}.num", f"must be >= 2, got {self.num}")
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self, world_size: int = 1) -> "ExperimentConfig":
+        """Check every section, then the rules that span sections."""
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+        model, data, objective = self.model, self.data, self.objective
+        if model.arch == "dcgan" and not data.is_toy:
+            _require(
+                data.resolution in DCGAN_RESOLUTIONS,
+                "data.resolution",
+                f"model.arch=dcgan can make {list(DCGAN_RESOLUTIONS)} px images, got {data.resolution}",
+            )
+        if data.is_toy:
+            _require(
+                model.arch == "mlp",
+                "model.arch",
+                f"toy 2D data (data.source=toy) needs model.arch=mlp, got {model.arch!r}",
+            )
+        if objective.loss == "wgan-gp":
+            # The penalty is per sample; BatchNorm couples samples and breaks it (WGAN-GP, sec. 4).
+            _require(
+                model.d_norm != "batch",
+                "model.d_norm",
+                "objective.loss=wgan-gp needs a critic without BatchNorm: use 'layer' or 'none'",
+            )
+        if model.num_classes > 0:
+            _require(
+                data.label_column is not None or data.source in ("embedded", "toy"),
+                "data.label_column",
+                "a conditional model (model.num_classes > 0) needs data.label_column",
+            )
+        _require(world_size >= 1, "world_size", f"must be >= 1, got {world_size}")
+        _require(
+            data.batch_size % world_size == 0,
+            "data.batch_size",
+            f"the global batch {data.batch_size} must be divisible by the number of processes "
+            f"({world_size}); valid: a multiple of {world_size}",
+        )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Short stable hash of the resolved config (recorded in checkpoints)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def save_yaml(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        tmp.replace(path)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Return `value` as type `tp`, or raise ConfigError naming `key`."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+        return [_coerce(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: must be a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp} at {key}")  # a bug in this module
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: must be a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields_by_name))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]}; valid keys{' in ' + prefix if prefix else ''}: "
+            f"{', '.join(sorted(fields_by_name))}"
+        )
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value or {}, key)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.steps=200")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r}: empty key; expected KEY=VALUE")
+    return key.split("."), yaml.safe_load(value) if value.strip() else ""
+
+
+def _apply_override(raw: dict[str, Any], path: list[str], value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(path)}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(
+    path: str | Path | None, overrides: list[str] = (), world_size: int = 1
+) -> ExperimentConfig:
+    """Load YAML `path` (None = all defaults), apply overrides, validate. Raises ConfigError."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"--config: file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--config: {path} is not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"--config: {path} must hold a mapping of sections, got {type(raw).__name__}")
+    for text in overrides:
+        key_path, value = _parse_override(text)
+        _apply_override(raw, key_path, value)
+    config = _build(ExperimentConfig, raw, "")
+    return config.validate(world_size=world_size)
+
+
+def config_from_dict(raw: dict[str, Any], world_size: int = 1) -> ExperimentConfig:
+    """Rebuild a validated config from `to_dict()` output (e.g. a run's config.yaml)."""
+    return _build(ExperimentConfig, raw, "").validate(world_size=world_size)
