@@ -31,6 +31,8 @@ def _require(condition: bool, key: str, message: str) -> None:
 
 DCGAN_RESOLUTIONS = (28, 32, 64)
 TOY_DATASETS = ("ring8", "grid25")
+EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverage")  # distgan.metrics
+EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
 
 
 @dataclass
@@ -240,6 +242,17 @@ class EvalConfig:
     def validate(self, prefix: str = "eval") -> None:
         _require(self.every >= 0, f"{prefix}.every", f"must be >= 0, got {self.every}")
         _require(self.num >= 2, f"{prefix}.num", f"must be >= 2, got {self.num}")
+        for i, name in enumerate(self.metrics):
+            _require(
+                name in EVAL_METRICS,
+                f"{prefix}.metrics[{i}]",
+                f"unknown metric {name!r}; valid: {list(EVAL_METRICS)}",
+            )
+        _require(
+            self.extractor in EVAL_EXTRACTORS,
+            f"{prefix}.extractor",
+            f"must be one of {list(EVAL_EXTRACTORS)}, got {self.extractor!r}",
+        )
 
 
 @dataclass

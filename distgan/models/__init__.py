@@ -1,0 +1,35 @@
+"""Model registry: build G and D from the experiment config (the only module here that reads it)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from distgan.config import ExperimentConfig
+from distgan.models.base import Generator
+from distgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from distgan.models.mlp import MLPDiscriminator, MLPGenerator
+
+__all__ = ["Generator", "build_generator", "build_discriminator", "sample_shape_of"]
+
+
+def sample_shape_of(cfg: ExperimentConfig) -> tuple[int, ...]:
+    """(2,) for toy 2D points, else (channels, resolution, resolution)."""
+    if cfg.data.is_toy:
+        return (2,)
+    return (cfg.model.channels, cfg.data.resolution, cfg.data.resolution)
+
+
+def build_generator(cfg: ExperimentConfig) -> Generator:
+    m = cfg.model
+    if m.arch == "mlp":
+        return MLPGenerator(
+            m.latent_dim, sample_shape_of(cfg), m.num_classes, m.g_width, tanh_output=not cfg.data.is_toy
+        )
+    return DCGANGenerator(m.latent_dim, m.channels, cfg.data.resolution, m.num_classes, m.g_width)
+
+
+def build_discriminator(cfg: ExperimentConfig) -> nn.Module:
+    m = cfg.model
+    if m.arch == "mlp":
+        return MLPDiscriminator(sample_shape_of(cfg), m.num_classes, m.d_width, m.d_norm, m.d_dropout)
+    return DCGANDiscriminator(m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout)

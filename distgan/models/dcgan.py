@@ -1,0 +1,91 @@
+"""DCGAN for 28, 32 and 64 px, 1 or 3 channels, optionally class-conditional.
+
+G: dense to a 7x7 (28 px) or 4x4 map, BatchNorm+ReLU, 4x4 stride-2 transposed convs, tanh.
+D: 4x4 stride-2 convs with LeakyReLU(0.2), optional norm (batch | layer | none) and dropout,
+one logit. The class embedding is concatenated to G's input and to D's flattened features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan
+
+# resolution -> (side of the first feature map, number of 2x up/down-sampling convs)
+LAYOUT = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
+EMBED_DIM = 50  # size of the class embedding in conditional models
+
+
+def _layout(resolution: int) -> tuple[int, int]:
+    if resolution not in LAYOUT:
+        raise ValueError(f"DCGAN makes {sorted(LAYOUT)} px images, not {resolution}")
+    return LAYOUT[resolution]
+
+
+class DCGANGenerator(Generator):
+    def __init__(
+        self, latent_dim: int, channels: int, resolution: int, num_classes: int = 0, width: int = 64
+    ) -> None:
+        super().__init__(latent_dim, (channels, resolution, resolution), num_classes)
+        base, n_up = _layout(resolution)
+        self.base = base
+        self.base_channels = width * 2 ** (n_up - 1)
+        self.embed = class_embedding(num_classes, EMBED_DIM)
+        in_features = latent_dim + (EMBED_DIM if num_classes else 0)
+        self.project = nn.Linear(in_features, self.base_channels * base * base, bias=False)
+        layers: list[nn.Module] = [nn.BatchNorm2d(self.base_channels), nn.ReLU(True)]
+        ch = self.base_channels
+        for _ in range(n_up - 1):
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU(True),
+            ]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        init_weights_dcgan(self)
+
+    def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.project(concat_label(latent, self.embed, labels))
+        return self.net(x.view(-1, self.base_channels, self.base, self.base))
+
+
+def _norm(kind: str, channels: int) -> list[nn.Module]:
+    if kind == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if kind == "layer":  # per-sample normalisation over (C, H, W): safe with the gradient penalty
+        return [nn.GroupNorm(1, channels)]
+    return []
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(
+        self,
+        channels: int,
+        resolution: int,
+        num_classes: int = 0,
+        width: int = 64,
+        norm: str = "none",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        base, n_down = _layout(resolution)
+        self.num_classes = num_classes
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        ch = width
+        for _ in range(n_down - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), *_norm(norm, ch * 2)]
+            layers.append(nn.LeakyReLU(0.2, True))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            ch *= 2
+        self.features = nn.Sequential(*layers)
+        self.embed = class_embedding(num_classes, EMBED_DIM)
+        self.head = nn.Linear(ch * base * base + (EMBED_DIM if num_classes else 0), 1)
+        init_weights_dcgan(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        features = concat_label(self.features(x).flatten(1), self.embed, labels)
+        return self.head(features).squeeze(1)

@@ -1,0 +1,71 @@
+"""MLP GAN (the Keras blog design): G 128-256-512 + BatchNorm + LeakyReLU(0.2); D 512-256-128."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan
+
+
+class MLPGenerator(Generator):
+    def __init__(
+        self,
+        latent_dim: int,
+        sample_shape: tuple[int, ...],
+        num_classes: int = 0,
+        width: int = 64,
+        tanh_output: bool = True,
+    ) -> None:
+        super().__init__(latent_dim, sample_shape, num_classes)
+        self.embed = class_embedding(num_classes, num_classes)
+        in_features = latent_dim + (num_classes if num_classes else 0)
+        hidden = [2 * width, 4 * width, 8 * width]  # 128-256-512 at width 64
+        layers: list[nn.Module] = []
+        for features in hidden:
+            layers += [nn.Linear(in_features, features), nn.BatchNorm1d(features), nn.LeakyReLU(0.2)]
+            in_features = features
+        layers.append(nn.Linear(in_features, math.prod(sample_shape)))
+        if tanh_output:  # images live in [-1, 1]; toy 2D points are unbounded
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+        init_weights_dcgan(self)
+
+    def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.net(concat_label(latent, self.embed, labels))
+        return out.view(latent.shape[0], *self.sample_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(
+        self,
+        sample_shape: tuple[int, ...],
+        num_classes: int = 0,
+        width: int = 64,
+        norm: str = "none",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed = class_embedding(num_classes, num_classes)
+        in_features = math.prod(sample_shape) + (num_classes if num_classes else 0)
+        layers: list[nn.Module] = []
+        for features in [8 * width, 4 * width, 2 * width]:  # 512-256-128 at width 64
+            layers.append(nn.Linear(in_features, features))
+            if norm == "batch":
+                layers.append(nn.BatchNorm1d(features))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(features))
+            layers.append(nn.LeakyReLU(0.2))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            in_features = features
+        layers.append(nn.Linear(in_features, 1))
+        self.net = nn.Sequential(*layers)
+        init_weights_dcgan(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        features = concat_label(x.flatten(1), self.embed, labels)
+        return self.net(features).squeeze(1)

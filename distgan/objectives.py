@@ -1,0 +1,168 @@
+"""Pure GAN loss functions and the per-phase layer the trainer calls.
+
+Two layers:
+- math on critic outputs (`nonsaturating_d`, `wasserstein_d`, `hinge_d`, ...) and the
+  input-gradient regularisers (`gradient_penalty`, `r1_penalty`);
+- phases (`discriminator_losses`, `generator_losses`) returning a dict of named tensors whose
+  "loss" entry the trainer backpropagates ONCE.
+No optimizers, no accelerator, no logging, no `.item()` here: every value stays on the device.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from distgan.config import ObjectiveConfig
+
+Critic = Callable[..., torch.Tensor]  # critic(x, labels) -> (N,) logits / scores
+
+
+# ---------------------------------------------------------------- adversarial terms
+
+
+def nonsaturating_d(d_real: torch.Tensor, d_fake: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
+    """BCE-with-logits; `real_label` < 1 is one-sided label smoothing (fake target stays 0)."""
+    real_target = torch.full_like(d_real, real_label)
+    return F.binary_cross_entropy_with_logits(
+        d_real, real_target
+    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+
+
+def nonsaturating_g(d_fake: torch.Tensor) -> torch.Tensor:
+    """-log D(G(z)) (Goodfellow et al. 2014, the non-saturating form)."""
+    return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+
+
+def wasserstein_d(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """Critic loss E[D(fake)] - E[D(real)] (minimised)."""
+    return d_fake.mean() - d_real.mean()
+
+
+def wasserstein_g(d_fake: torch.Tensor) -> torch.Tensor:
+    return -d_fake.mean()
+
+
+def hinge_d(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+
+
+def hinge_g(d_fake: torch.Tensor) -> torch.Tensor:
+    return -d_fake.mean()
+
+
+# ---------------------------------------------------------------- input-gradient regularisers
+
+
+def _input_gradients(
+    critic: Critic,
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    loss_scale: float | torch.Tensor | None,
+) -> torch.Tensor:
+    """d critic(x).sum() / dx with a graph (for double backward), AMP-aware.
+
+    Under fp16 the critic output is multiplied by the loss scale before autograd.grad so
+    small gradients do not underflow, and the result is unscaled afterwards (PyTorch AMP
+    recipe for gradient penalties). An inf here makes the loss inf, and the GradScaler then
+    skips the optimizer step.
+    """
+    scores = critic(x, labels).float().sum()
+    if loss_scale is not None:
+        scores = scores * loss_scale
+    (grads,) = torch.autograd.grad(scores, x, create_graph=True)
+    grads = grads.float()
+    if loss_scale is not None:
+        grads = grads / loss_scale
+    return grads
+
+
+def interpolate(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """x_hat = alpha * real + (1 - alpha) * fake, one alpha per sample, requiring grad."""
+    alpha = alpha.view(-1, *([1] * (real.dim() - 1))).to(real.dtype)
+    return (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
+
+
+def gradient_penalty(
+    critic: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    alpha: torch.Tensor | None = None,
+    loss_scale: float | torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """WGAN-GP penalty E[(||grad_x D(x_hat)||_2 - 1)^2] on interpolates (Gulrajani et al. 2017).
+
+    Returns (penalty, mean gradient norm). `alpha` ~ U[0, 1] per sample when not given.
+    The gradient is taken w.r.t. the INPUTS, so it is correct under DDP with one backward.
+    """
+    if alpha is None:
+        alpha = torch.rand(real.shape[0], device=real.device)
+    x_hat = interpolate(real, fake, alpha)
+    grads = _input_gradients(critic, x_hat, labels, loss_scale)
+    norms = grads.flatten(1).norm(2, dim=1)
+    return ((norms - 1.0) ** 2).mean(), norms.mean().detach()
+
+
+def r1_penalty(
+    critic: Critic,
+    real: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    loss_scale: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """R1 = E[||grad_x D(x_real)||^2] (Mescheder et al. 2018); the caller weights it by gamma/2."""
+    x = real.detach().requires_grad_(True)
+    grads = _input_gradients(critic, x, labels, loss_scale)
+    return grads.flatten(1).pow(2).sum(1).mean()
+
+
+# ---------------------------------------------------------------- phases
+
+
+def discriminator_losses(
+    objective: ObjectiveConfig,
+    d_real: torch.Tensor,
+    d_fake: torch.Tensor,
+    penalty_critic: Critic,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    alpha: torch.Tensor | None = None,
+    loss_scale: float | torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """D phase: adversarial term + regularisers. `loss` is the one tensor to backpropagate."""
+    d_real, d_fake = d_real.float(), d_fake.float()
+    if objective.loss == "nonsaturating":
+        adversarial = nonsaturating_d(d_real, d_fake, objective.real_label)
+    elif objective.loss == "wgan-gp":
+        adversarial = wasserstein_d(d_real, d_fake)
+    else:
+        adversarial = hinge_d(d_real, d_fake)
+    out = {"d_adversarial": adversarial, "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+    loss = adversarial
+    if objective.loss == "wgan-gp" and objective.gp_weight > 0:
+        penalty, grad_norm = gradient_penalty(
+            penalty_critic, real, fake, labels, alpha=alpha, loss_scale=loss_scale
+        )
+        loss = loss + objective.gp_weight * penalty
+        out["gp"], out["gp_grad_norm"] = penalty.detach(), grad_norm
+    if objective.r1_weight > 0:
+        r1 = r1_penalty(penalty_critic, real, labels, loss_scale)
+        loss = loss + 0.5 * objective.r1_weight * r1
+        out["r1"] = r1.detach()
+    out["loss"] = loss
+    return out
+
+
+def generator_losses(objective: ObjectiveConfig, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    """G phase: `loss` is the one tensor to backpropagate."""
+    d_fake = d_fake.float()
+    if objective.loss == "nonsaturating":
+        loss = nonsaturating_g(d_fake)
+    elif objective.loss == "wgan-gp":
+        loss = wasserstein_g(d_fake)
+    else:
+        loss = hinge_g(d_fake)
+    return {"loss": loss, "g_d_fake": d_fake.mean().detach()}

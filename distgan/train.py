@@ -1,0 +1,79 @@
+"""Train a GAN.
+
+    python -m distgan.train --config configs/quickstart.yaml
+    python -m distgan.train --config configs/mnist_dcgan.yaml train.steps=200 data.batch_size=64
+    python -m distgan.train --config configs/mnist_dcgan.yaml --debug
+    accelerate launch -m distgan.train --config configs/celeba_wgan.yaml
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m distgan.train --config ...
+
+Exit codes: 0 finished, 2 bad input (config, data, checkpoint path), 75 stopped by a signal after
+checkpointing (requeue and run the same command again: --resume auto continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from distgan.checkpoint import CheckpointError
+from distgan.config import ConfigError, load_config
+from distgan.data import DataError
+from distgan.distributed import DistributedError, launched_world_size
+from distgan.tracking import TrackingError
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, DistributedError, TrackingError)
+DEBUG_STEPS = 10
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m distgan.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="experiment YAML file (see configs/)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. train.steps=200 optim.d.lr=1e-4")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"single process, at most {DEBUG_STEPS} steps, anomaly detection, deterministic, verbose",
+    )
+    parser.add_argument(
+        "--resume",
+        default="auto",
+        help="auto (default): continue from <out_dir>/checkpoints/latest if it exists; never; or a PATH",
+    )
+    return parser.parse_args(argv)
+
+
+def debug_overrides(overrides: list[str]) -> list[str]:
+    """--debug defaults, placed first so the user's own overrides still win."""
+    given = {o.split("=", 1)[0] for o in overrides}
+    defaults = {
+        "train.detect_anomaly": "true",
+        "log.every": "1",
+        "log.sample_every": "0",
+        "checkpoint.every": "0",
+    }
+    return [f"{k}={v}" for k, v in defaults.items() if k not in given] + overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        overrides = debug_overrides(args.overrides) if args.debug else args.overrides
+        world = launched_world_size()
+        cfg = load_config(args.config, overrides, world_size=world)
+        if args.debug:
+            if world > 1:
+                raise ConfigError(f"--debug runs one process; the launcher started {world}")
+            import torch
+
+            cfg.train.steps = min(cfg.train.steps, DEBUG_STEPS)
+            torch.use_deterministic_algorithms(True)
+        from distgan.trainer import train
+
+        return train(cfg, resume=args.resume, verbose=args.debug)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

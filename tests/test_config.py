@@ -1,0 +1,84 @@
+"""Config: every bad input is a clear error naming the key and what is valid."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from distgan.config import ConfigError, ExperimentConfig, config_from_dict, load_config
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.stepz=10"], "unknown key train.stepz; valid keys in train: "),
+        (["nosuchsection.x=1"], "unknown key nosuchsection; valid keys: "),
+        (["optim.d.lr=-1e-4"], "optim.d.lr: must be > 0, got -0.0001"),
+        (["optim.g.lr=fast"], "optim.g.lr: must be a number, got 'fast'"),
+        (["train.n_critic=0"], "train.n_critic: must be >= 1, got 0"),
+        (["train.steps=ten"], "train.steps: must be an integer, got 'ten'"),
+        (["train.steps=1.5"], "train.steps: must be an integer, got 1.5"),
+        (["train.compile=maybe"], "train.compile: must be true or false, got 'maybe'"),
+        (["objective.loss=wgan"], "objective.loss: must be one of 'nonsaturating', 'wgan-gp', 'hinge'"),
+        (["data.resolution=48"], "data.resolution: model.arch=dcgan can make [28, 32, 64] px images, got 48"),
+        (["model.channels=2"], "model.channels: must be 1 or 3, got 2"),
+        (["objective.loss=wgan-gp", "model.d_norm=batch"], "model.d_norm: objective.loss=wgan-gp needs a critic"),
+        (["data.source=toy", "data.path=ring7", "model.arch=mlp"], "data.path: toy dataset must be one of"),
+        (["data.source=toy", "data.path=ring8"], "model.arch: toy 2D data (data.source=toy) needs model.arch=mlp"),
+        (["data.source=parquet"], "data.path: is required when data.source is 'parquet'"),
+        (["train.ema_decay=1.0"], "train.ema_decay: must be in [0, 1), got 1.0"),
+        (["objective.real_label=0.3"], "objective.real_label: must be in (0.5, 1], got 0.3"),
+        (["train"], "override 'train': expected KEY=VALUE"),
+    ],
+)
+def test_bad_value_names_the_key(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(None, overrides)
+    assert message in str(info.value)
+
+
+def test_batch_not_divisible_by_processes():
+    with pytest.raises(ConfigError, match=r"data.batch_size: the global batch 30 must be divisible .* \(4\)"):
+        load_config(None, ["data.batch_size=30"], world_size=4)
+    assert load_config(None, ["data.batch_size=32"], world_size=4).data.batch_size == 32
+
+
+def test_yaml_file_overrides_and_round_trip(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"train": {"steps": 7}, "optim": {"d": {"lr": "1e-4"}}}))
+    cfg = load_config(path, ["train.steps=9", "log.wandb.tags=[a, b]"])
+    assert (cfg.train.steps, cfg.optim.d.lr, cfg.log.wandb.tags) == (9, 1e-4, ["a", "b"])
+    cfg.save_yaml(tmp_path / "resolved.yaml")
+    again = config_from_dict(yaml.safe_load((tmp_path / "resolved.yaml").read_text()))
+    assert again == cfg and again.hash() == cfg.hash()
+    assert isinstance(again, ExperimentConfig)
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="--config: file not found: .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="must hold a mapping of sections"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize("config", ["quickstart", "toy_ring", "toy_grid", "mnist_dcgan", "mnist_wgan", "mnist_cgan", "celeba_dcgan", "celeba_wgan"])
+def test_shipped_configs_are_valid(config):
+    load_config(f"configs/{config}.yaml")
+
+
+def test_cli_rejects_bad_input_before_compute(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "distgan.train", "--config", "configs/quickstart.yaml",
+         "optim.d.lr=-1", f"train.out_dir={out}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert "error: optim.d.lr: must be > 0, got -1.0" in result.stderr
+    assert not out.exists()  # nothing was started
