@@ -1,0 +1,138 @@
+"""Evaluate a trained generator: print a table of metrics and write them as JSON.
+
+    python -m distgan.evaluate --checkpoint runs/quickstart
+    python -m distgan.evaluate --checkpoint runs/toy_grid --metrics fd mode_coverage --num 2500
+    python -m distgan.evaluate --checkpoint runs/celeba --extractor inception \
+        --inception-weights ~/inception-2015-12-05.pt --num 10000 --out celeba_eval.json
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m distgan.evaluate \
+        --checkpoint runs/quickstart          # each process generates and embeds its share
+
+--checkpoint: a run directory (its latest checkpoint) or one checkpoint directory.
+--metrics: default all that apply to the run's data (see `distgan.metrics.valid_metrics`).
+--out: default <run dir>/eval/<checkpoint name>.json (e.g. runs/quickstart/eval/step_0001500.json),
+or <checkpoint dir>/eval.json for a checkpoint directory outside a run directory.
+Results depend on (checkpoint, --num, --seed), not on the number of processes.
+Metric names, extractor and weights are checked before anything is generated; a
+mistake exits with status 2 and a message listing what is valid.
+This is the only metrics code that imports accelerate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from distgan.checkpoint import CheckpointError, read_meta, resolve_checkpoint
+from distgan.config import EVAL_EXTRACTORS, ConfigError, ExperimentConfig
+from distgan.data import DataError
+from distgan.distributed import DistributedError
+from distgan.generation import load_generator, load_run_config
+from distgan.metrics import (
+    MetricsError,
+    evaluate_generator,
+    plan_evaluation,
+    prepare_evaluation,
+    valid_metrics,
+)
+
+
+def default_out(checkpoint: Path) -> Path:
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent / "eval" / f"{checkpoint.name}.json"
+    return checkpoint / "eval.json"
+
+
+def format_table(results: dict[str, Any]) -> str:
+    width = max(len(key) for key in results)
+    lines = []
+    for key, value in results.items():
+        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        lines.append(f"{key:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Path, ExperimentConfig, list[str], int]:
+    """Everything that can be wrong with the request, checked before any process group or sample."""
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    cfg = load_run_config(checkpoint)
+    overrides = {}
+    if args.extractor is not None:
+        overrides["extractor"] = args.extractor
+    if args.inception_weights is not None:
+        overrides["inception_weights"] = str(Path(args.inception_weights).expanduser())
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, **overrides))
+    metrics = args.metrics or valid_metrics(cfg)
+    num = args.num if args.num is not None else cfg.eval.num
+    if num < 2:
+        raise MetricsError(f"--num must be >= 2, got {num}")
+    plan_evaluation(cfg, metrics)
+    return checkpoint, cfg, metrics, num
+
+
+def _accelerator():
+    import torch
+    from accelerate import Accelerator
+
+    from distgan.distributed import launched_world_size
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator.num_processes != launched_world_size():
+        raise DistributedError(
+            f"the launcher started {launched_world_size()} processes but this one sees a world of "
+            f"{accelerator.num_processes}; on CPU use ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu ..."
+        )
+    return accelerator
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m distgan.evaluate", description="Evaluate a checkpoint.")
+    parser.add_argument("--checkpoint", required=True, help="run directory or checkpoint directory")
+    parser.add_argument("--metrics", nargs="+", help="metrics to compute (default: all that apply)")
+    parser.add_argument("--num", type=int, help="generated and real samples (default: eval.num of the run)")
+    parser.add_argument("--out", help="JSON file to write (default: <run dir>/eval/<checkpoint>.json)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same samples)")
+    parser.add_argument("--extractor", choices=EVAL_EXTRACTORS, help="feature extractor (default: the run's)")
+    parser.add_argument("--inception-weights", help="TorchScript FID Inception file inception-2015-12-05.pt")
+    parser.add_argument("--no-ema", action="store_true", help="evaluate the raw generator, not its EMA")
+    args = parser.parse_args(argv)
+    try:
+        checkpoint, cfg, metrics, num = _prepare(args)
+    except (CheckpointError, ConfigError, MetricsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    try:
+        accelerator = _accelerator()
+    except DistributedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    rank, world_size, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    try:  # extractor weights and real data: still before any sample is generated
+        reference = prepare_evaluation(cfg, metrics, num, rank, world_size, accelerator.gather, device)
+    except (DataError, MetricsError) as err:
+        print(f"error: {err}", file=sys.stderr)  # every rank fails the same way: no rank hangs
+        return 2
+    generator = load_generator(checkpoint, ema=not args.no_ema, device=device)
+    results = evaluate_generator(
+        generator, cfg, metrics, num, rank, world_size, accelerator.gather, device,
+        seed=args.seed, reference=reference,
+    )  # fmt: skip
+    if accelerator.is_main_process:
+        step = read_meta(checkpoint).get("step")
+        results = {"checkpoint": str(checkpoint), "step": step, **results, "metrics": list(metrics)}
+        results["world_size"] = accelerator.num_processes
+        out = Path(args.out) if args.out else default_out(checkpoint)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(format_table(results))
+        print(f"wrote {out}")
+    accelerator.wait_for_everyone()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

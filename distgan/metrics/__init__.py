@@ -1,0 +1,30 @@
+"""Sample-quality metrics for GANs: feature extractors, FD/KID, precision-recall, class and mode coverage.
+
+Pure torch/numpy; never imports accelerate (the caller passes rank, world size
+and a gather function to `evaluate_generator`). Every reported number is keyed
+by the extractor that produced it ("fd_mnist_classifier", "fd_inception",
+"fd_raw"): FD with another network is not comparable to published FID.
+"""
+
+from distgan.metrics.coverage import class_coverage, mode_coverage
+from distgan.metrics.errors import MetricsError
+from distgan.metrics.evaluation import Reference, evaluate_generator, prepare_evaluation
+from distgan.metrics.frechet import frechet_distance
+from distgan.metrics.kid import kid
+from distgan.metrics.precision_recall import precision_recall
+from distgan.metrics.registry import plan_evaluation, resolve_extractor, valid_metrics
+
+__all__ = [
+    "MetricsError",
+    "Reference",
+    "class_coverage",
+    "evaluate_generator",
+    "frechet_distance",
+    "kid",
+    "mode_coverage",
+    "plan_evaluation",
+    "prepare_evaluation",
+    "precision_recall",
+    "resolve_extractor",
+    "valid_metrics",
+]

@@ -1,0 +1,157 @@
+"""Distributed evaluation equals single-process evaluation on the same samples."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import metrics_eval_worker  # tests/metrics is on sys.path (pytest rootdir-relative import)
+import numpy as np
+import pytest
+import torch
+
+from distgan.config import load_config
+from distgan.data import toy_modes
+from distgan.metrics import evaluate_generator
+from distgan.metrics.evaluation import embed_shared
+from distgan.metrics.extractors import RawExtractor
+
+
+class FifteenModes(torch.nn.Module):
+    """Seeded samples from 15 of the 25 grid modes: every metric is far from its extreme."""
+
+    num_classes = 0
+
+    def sample(self, n, labels=None, seed=None):
+        means, std = toy_modes("grid25")
+        rng = np.random.default_rng(seed)
+        points = means[rng.integers(0, 15, size=n)] + std * rng.normal(size=(n, 2))
+        return torch.from_numpy(points).float()
+
+
+class ThreadWorld:
+    """N ranks as threads of this process; gather = concatenate every rank's tensor in rank order."""
+
+    def __init__(self, world_size: int) -> None:
+        self.barrier = threading.Barrier(world_size, timeout=60)
+        self.slots: list = [None] * world_size
+
+    def gather_for(self, rank: int):
+        def gather(tensor: torch.Tensor) -> torch.Tensor:
+            self.slots[rank] = tensor
+            self.barrier.wait()
+            out = torch.cat(self.slots)
+            self.barrier.wait()  # nobody overwrites a slot before everyone has read it
+            return out
+
+        return gather
+
+
+def assert_same_results(got: dict, expected: dict, rel: float, abs_tol: float = 0.0) -> None:
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=rel, abs=abs_tol), key
+        else:
+            assert got[key] == value, key
+
+
+def run_world(world_size: int, **kwargs) -> dict:
+    world, results, errors = ThreadWorld(world_size), [None] * world_size, []
+
+    def rank_main(rank: int) -> None:
+        try:
+            results[rank] = evaluate_generator(
+                rank=rank, world_size=world_size, gather=world.gather_for(rank), **kwargs
+            )
+        except BaseException as err:  # surface the worker's error in the test
+            errors.append(err)
+            world.barrier.abort()
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world_size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    assert all(r == {} for r in results[1:])
+    return results[0]
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 5])
+def test_sharded_evaluation_equals_single_process_for_uneven_shares(world_size):
+    cfg = load_config(None, ["data.source=toy", "data.path=grid25", "model.arch=mlp"])
+    generator = FifteenModes()
+    # 1,100 samples = 5 chunks (the last one partial): with 3 or 5 ranks some get fewer or one.
+    kwargs = dict(
+        generator=generator,
+        cfg=cfg,
+        metrics=["fd", "kid", "precision_recall", "mode_coverage"],
+        num=1100,
+        kid_subsets=5,
+    )
+    single = evaluate_generator(**kwargs)
+    sharded = run_world(world_size, **kwargs)
+    assert_same_results(sharded, single, rel=1e-9)
+    assert single["modes_captured"] == 15 and 0.2 < single["recall_raw"] < 0.9
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process(tmp_path):
+    accelerate = shutil.which("accelerate") or os.path.join(os.path.dirname(sys.executable), "accelerate")
+    out = tmp_path / "two.json"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": os.getcwd()}
+    cmd = [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29517",
+        "tests/metrics/metrics_eval_worker.py",
+        str(out),
+    ]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    two = json.loads(out.read_text())
+    assert two.pop("world_size") == 2
+    one = metrics_eval_worker.evaluate()
+    # Same samples, same order; only float round-off of another thread count may differ.
+    assert_same_results(two, one, rel=1e-5, abs_tol=1e-7)
+    assert 0.05 < one["precision_mnist_classifier"] < 0.95  # a number that a lost or reordered row would move
+
+
+@pytest.mark.parametrize("world_size, total", [(2, 700), (3, 1100), (4, 250), (5, 3)])
+def test_gathered_rows_are_every_sample_once_in_index_order(world_size, total):
+    extractor = RawExtractor((1,))
+    world, outputs = ThreadWorld(world_size), [None] * world_size
+
+    def rank_main(rank: int) -> None:
+        outputs[rank] = embed_shared(
+            lambda i, start, stop: torch.arange(start, stop, dtype=torch.float32)[:, None],
+            total,
+            extractor,
+            None,
+            rank,
+            world_size,
+            world.gather_for(rank),
+            torch.device("cpu"),
+        )[0]
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world_size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for out in outputs:  # every rank holds the full, ordered result (gather is an all-gather)
+        assert torch.equal(out[:, 0], torch.arange(total, dtype=torch.float32))
