@@ -19,9 +19,10 @@ from distgan.checkpoint import CheckpointError
 from distgan.config import ConfigError, load_config
 from distgan.data import DataError
 from distgan.distributed import DistributedError, launched_world_size
+from distgan.metrics import MetricsError
 from distgan.tracking import TrackingError
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, DistributedError, TrackingError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, DistributedError, MetricsError, TrackingError)
 DEBUG_STEPS = 10
 
 
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="auto (default): continue from <out_dir>/checkpoints/latest if it exists; never; or a PATH",
     )
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides may come before or after the options
 
 
 def debug_overrides(overrides: list[str]) -> list[str]:

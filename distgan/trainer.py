@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from distgan import objectives
+from distgan import metrics, objectives
 from distgan.backends import build_backend
 from distgan.checkpoint import (
     Checkpointer,
@@ -141,8 +141,30 @@ class StopRequest:
         return self.accelerator.check_trigger()
 
     def restore(self) -> None:
+        """After the final checkpoint a late duplicate signal (Slurm and the launcher both forward
+        SIGUSR1) must not kill the process mid-exit; otherwise give back the default handlers."""
         for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+            signal.signal(sig, signal.SIG_IGN if self.signal_name else signal.SIG_DFL)
+
+
+def evaluate(backend, ema, cfg: ExperimentConfig, reference, accelerator) -> dict:
+    """Every process generates and embeds its share; rank 0 gets the metrics (others: {})."""
+    model = ema.model if ema is not None else backend.generator_module
+    was_training = model.training
+    model.eval()
+    results = metrics.evaluate_generator(
+        model,
+        cfg,
+        cfg.eval.metrics,
+        cfg.eval.num,
+        accelerator.process_index,
+        accelerator.num_processes,
+        accelerator.gather,
+        accelerator.device,
+        reference=reference,
+    )
+    model.train(was_training)
+    return results
 
 
 def num_machines(world_size: int) -> int:
@@ -197,6 +219,11 @@ def train(cfg: ExperimentConfig, resume: str = "auto", verbose: bool = False) ->
         cfg.save_yaml(out_dir / "config.yaml")
     tracker = Tracker(cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None)
     noise = fixed_noise(cfg, accelerator.device)
+    reference = None
+    if cfg.eval.every:  # extractor and real features once; a bad metric name fails before step 1
+        reference = metrics.prepare_evaluation(
+            cfg, cfg.eval.metrics, cfg.eval.num, rank, world, accelerator.gather, accelerator.device
+        )
     stop = StopRequest(accelerator)
 
     def save_checkpoint() -> Path:
@@ -226,6 +253,7 @@ def train(cfg: ExperimentConfig, resume: str = "auto", verbose: bool = False) ->
             state.images_seen += cfg.data.batch_size
             interval_images += cfg.data.batch_size
         g_losses = g_step(backend, cfg, local_batch, accelerator.device)
+        backend.sync_buffers()  # BatchNorm running stats: one all-reduce so every rank holds the same
         state.step += 1
         if ema is not None:
             ema.update(backend.generator_module, state.step)
@@ -255,6 +283,9 @@ def train(cfg: ExperimentConfig, resume: str = "auto", verbose: bool = False) ->
         ):
             sampler = ema.model if ema is not None else backend.generator_module
             tracker.log_picture(state.step, "samples", save_sample_grid(sampler, noise, out_dir, state.step))
+        if reference is not None and (finished or state.step % cfg.eval.every == 0):
+            results = evaluate(backend, ema, cfg, reference, accelerator)  # collective: every rank
+            tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
         saved = finished or bool(cfg.checkpoint.every and state.step % cfg.checkpoint.every == 0)
         if saved:
             save_checkpoint()

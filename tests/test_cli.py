@@ -91,3 +91,11 @@ def test_debug_mode_runs_one_process_few_steps(tmp_path):
     assert steps == list(range(1, 11))
     resolved = (out / "config.yaml").read_text()
     assert "detect_anomaly: true" in resolved
+
+
+def test_overrides_may_follow_options():
+    from distgan.train import parse_args
+
+    args = parse_args(["--config", "c.yaml", "train.steps=3", "--resume", "never", "log.every=1", "--debug"])
+    assert args.overrides == ["train.steps=3", "log.every=1"]
+    assert (args.resume, args.debug) == ("never", True)

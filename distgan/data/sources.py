@@ -1,0 +1,221 @@
+"""Open the configured data source as a raw `datasets.IterableDataset` (images not decoded).
+
+Every source goes through `datasets.load_dataset(..., streaming=True)`: the Hub
+(`load_dataset(path, name, split=...)`), local parquet files, an image folder, the
+output of `distgan.data.prepare`, and the embedded real-MNIST sample (a parquet file
+in the Hub `ylecun/mnist` schema shipped in distgan/data/assets/). Columns are
+checked here, cheaply, so a wrong column name fails before any compute is spent.
+This module does not shuffle, shard, decode or batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from distgan.config import ExperimentConfig
+from distgan.data.errors import DataError
+
+EMBEDDED_PATH = Path(__file__).resolve().parent / "assets" / "mnist_5k.parquet"
+PREPARED_META = "prepared.json"  # written by distgan.data.prepare next to its shards
+PREPARED_FORMAT = "distgan-prepared-v1"
+
+
+@dataclass
+class Source:
+    """A raw stream of rows {image_column: undecoded image, label_column: int} plus where it came from."""
+
+    dataset: datasets.IterableDataset
+    where: str  # what to print: Hub id, file, glob or directory
+    image_column: str
+    label_column: str | None
+    prepared: dict | None = None  # the prepared.json of a prepared source
+    local_files: list[str] = field(default_factory=list)  # parquet files, to name the file of a bad row
+
+    @property
+    def num_shards(self) -> int:
+        return int(self.dataset.num_shards)
+
+
+def label_column(cfg: ExperimentConfig) -> str | None:
+    """The label column to read: the config's, or 'label' for the embedded MNIST (always labelled)."""
+    if cfg.data.source == "embedded":
+        return cfg.data.label_column or "label"
+    return cfg.data.label_column
+
+
+def offline_mode() -> bool:
+    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("HF_DATASETS_OFFLINE", ""))
+    return any(flag.upper() in ("1", "ON", "YES", "TRUE") for flag in flags) or bool(
+        datasets.config.HF_HUB_OFFLINE
+    )
+
+
+def parquet_files(path: str, key: str = "data.path") -> list[str]:
+    """Resolve a parquet file, glob or directory to a sorted list of files (DataError if none)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        files = sorted(str(f) for f in p.rglob("*.parquet"))
+    elif any(ch in path for ch in "*?["):
+        files = sorted(glob.glob(os.path.expanduser(path), recursive=True))
+    else:
+        files = [str(p)] if p.is_file() else []
+    if not files:
+        raise DataError(
+            f"{key}: no parquet files at {path!r}; valid: a .parquet file, a glob such as "
+            f"'dir/*.parquet', or a directory containing .parquet files"
+        )
+    return files
+
+
+def _load_hub(cfg: ExperimentConfig, world_size: int) -> datasets.IterableDataset:
+    data = cfg.data
+    try:
+        if data.streaming:
+            return datasets.load_dataset(data.path, data.name, split=data.split, streaming=True)
+        full = datasets.load_dataset(data.path, data.name, split=data.split)
+        # Enough contiguous shards that whole shards go to each process and the shuffle mixes them.
+        shards = max(1, min(len(full), 16 * world_size))
+        return full.to_iterable_dataset(num_shards=shards)
+    except Exception as err:  # noqa: BLE001 - every Hub failure becomes one clear user error
+        reason = f"{type(err).__name__}: {err}"
+        offline = " (offline mode is on: HF_HUB_OFFLINE / HF_DATASETS_OFFLINE)" if offline_mode() else ""
+        raise DataError(
+            f"data.path: could not load Hub dataset {data.path!r} (name={data.name!r}, "
+            f"split={data.split!r}){offline}: {reason}\n"
+            f"To train from local files instead: data.source=parquet data.path=/path/to/*.parquet "
+            f"(or data.source=imagefolder data.path=DIR, or data.source=prepared data.path=DIR made by "
+            f"`python -m distgan.data.prepare`), or pre-download the dataset into the Hugging Face cache "
+            f"with data.streaming=false while online."
+        ) from None
+
+
+def _load_local_parquet(files: list[str], split: str, where: str) -> datasets.IterableDataset:
+    try:
+        return datasets.load_dataset("parquet", data_files={split: files}, split=split, streaming=True)
+    except Exception as err:  # noqa: BLE001 - unreadable files are a user problem, not a bug
+        raise DataError(
+            f"data.path: cannot read parquet data at {where!r}: {type(err).__name__}: {err}"
+        ) from None
+
+
+def _load_prepared(path: str) -> tuple[datasets.IterableDataset, dict, list[str]]:
+    meta_file = Path(path).expanduser() / PREPARED_META
+    if not meta_file.is_file():
+        raise DataError(
+            f"data.path: {path!r} is not a prepared dataset (no {PREPARED_META}); create one with "
+            f"`python -m distgan.data.prepare --config FILE --out {path} --num-shards K`"
+        )
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != PREPARED_FORMAT:
+        raise DataError(
+            f"data.path: {meta_file} has format {meta.get('format')!r}, expected {PREPARED_FORMAT!r}"
+        )
+    files = [str(Path(path).expanduser() / name) for name in meta["files"]]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise DataError(f"data.path: prepared shard missing: {missing[0]} (listed in {meta_file})")
+    return _load_local_parquet(files, "train", path), meta, files
+
+
+def _check_prepared(cfg: ExperimentConfig, meta: dict, wants_labels: bool) -> None:
+    want = {"resolution": cfg.data.resolution, "channels": cfg.model.channels}
+    for key, value in want.items():
+        if meta[key] != value:
+            owner = "data.resolution" if key == "resolution" else "model.channels"
+            raise DataError(
+                f"{owner}: the prepared data at {cfg.data.path!r} has {key}={meta[key]}, the config asks for "
+                f"{value}; re-run `python -m distgan.data.prepare` with this config or set {owner}={meta[key]}"
+            )
+    if wants_labels and not meta.get("label_column"):
+        raise DataError(
+            f"data.label_column: the prepared data at {cfg.data.path!r} has no labels; re-run prepare with "
+            f"data.label_column set"
+        )
+
+
+def _columns(ds: datasets.IterableDataset, where: str) -> list[str]:
+    if ds.features is not None:
+        return list(ds.features)
+    first = next(iter(ds.take(1)), None)  # some streamed formats only know their columns by reading
+    if first is None:
+        raise DataError(f"data.path: {where!r} holds no examples (split may be empty)")
+    return list(first)
+
+
+def open_source(cfg: ExperimentConfig, world_size: int = 1) -> Source:
+    """Open cfg.data's source as raw rows; raises DataError for a missing source or column."""
+    data = cfg.data
+    labels = label_column(cfg)
+    prepared, local_files = None, []
+    if data.source == "embedded":
+        where, local_files = str(EMBEDDED_PATH), [str(EMBEDDED_PATH)]
+        # One file of 4 row groups: shard per row group so 1, 2 or 4 processes read whole shards.
+        ds = _load_local_parquet(local_files, "train", where).reshard()
+    elif data.source == "hub":
+        where, ds = data.path, _load_hub(cfg, world_size)
+    elif data.source == "parquet":
+        where, local_files = data.path, parquet_files(data.path)
+        ds = _load_local_parquet(local_files, data.split, where)
+    elif data.source == "imagefolder":
+        where = data.path
+        if not Path(where).expanduser().is_dir():
+            raise DataError(f"data.path: image folder {where!r} is not a directory")
+        try:
+            ds = datasets.load_dataset("imagefolder", data_dir=where, split=data.split, streaming=True)
+        except Exception as err:  # noqa: BLE001
+            raise DataError(
+                f"data.path: cannot read image folder {where!r}: {type(err).__name__}: {err}"
+            ) from None
+    elif data.source == "prepared":
+        where = data.path
+        ds, prepared, local_files = _load_prepared(where)
+        _check_prepared(cfg, prepared, wants_labels=labels is not None)
+    else:
+        raise DataError(f"data.source: {data.source!r} is not an image source")
+
+    image_col = "image" if prepared else data.image_column
+    label_col = ("label" if labels else None) if prepared else labels
+    available = _columns(ds, where)
+    for key, column in (("data.image_column", image_col), ("data.label_column", label_col)):
+        if column is not None and column not in available:
+            raise DataError(
+                f"{key}: column {column!r} not found in {where!r}; available columns: {', '.join(available)}"
+            )
+    keep = [image_col] + ([label_col] if label_col else [])
+    ds = ds.select_columns(keep)
+    if ds.features is not None and isinstance(ds.features.get(image_col), datasets.Image):
+        # Decode ourselves (in DataLoader workers) so a corrupt image is reported, not crashed on.
+        ds = ds.cast_column(image_col, datasets.Image(decode=False))
+    return Source(ds, where, image_col, label_col, prepared, local_files)
+
+
+def locate_row(
+    files: list[str], image_column: str, image: Any, label_column: str | None = None, label: Any = None
+) -> str | None:
+    """Name the file and row holding `image` (and `label`): error path only, it scans the files."""
+    import pyarrow.parquet as pq
+
+    target = image.get("bytes") if isinstance(image, dict) else image
+    if not isinstance(target, bytes | bytearray) or not files:
+        return None
+    columns = [image_column] + ([label_column] if label_column else [])
+    for file in files:
+        reader = pq.ParquetFile(file)
+        row = 0
+        for group in range(reader.num_row_groups):
+            table = reader.read_row_group(group, columns=columns)
+            images = table.column(image_column).to_pylist()
+            labels = table.column(label_column).to_pylist() if label_column else [None] * len(images)
+            for value, value_label in zip(images, labels, strict=True):
+                value = value.get("bytes") if isinstance(value, dict) else value
+                if value == target and (label_column is None or value_label == label):
+                    return f"file {file}, row {row}"
+                row += 1
+    return None

@@ -1,0 +1,104 @@
+"""The data module's front door: TrainStream for training, real_examples for evaluation.
+
+TrainStream picks the implementation for cfg.data.source (toy 2D points or images
+through `datasets`) behind one interface the trainer relies on: an infinite
+iterator of this process's local batches with an exact, JSON-serialisable
+position. This module only dispatches; the work is in toy.py and streaming.py.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from distgan.config import ExperimentConfig
+from distgan.data.batch import Batch
+from distgan.data.errors import DataError
+from distgan.data.sources import open_source
+from distgan.data.streaming import ImageStream, bad_example_message
+from distgan.data.toy import ToyStream, toy_real_examples
+from distgan.data.transforms import ImageSpec, decode_rows
+
+
+class TrainStream:
+    """One per training process: infinite iterator over this process's local batches.
+
+    The local batch is cfg.data.batch_size // world_size; epochs repeat forever.
+    `state_dict()` / `load_state_dict()` save and restore the exact position.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, rank: int, world_size: int):
+        if not 0 <= rank < world_size:
+            raise DataError(f"rank must be in [0, {world_size}), got {rank}")
+        if cfg.data.batch_size % world_size:
+            raise DataError(
+                f"data.batch_size: the global batch {cfg.data.batch_size} must be divisible by the "
+                f"number of processes ({world_size})"
+            )
+        self._impl: ToyStream | ImageStream = (
+            ToyStream(cfg, rank, world_size) if cfg.data.is_toy else ImageStream(cfg, rank, world_size)
+        )
+
+    def __iter__(self) -> TrainStream:
+        return self
+
+    def __next__(self) -> Batch:
+        return next(self._impl)
+
+    def state_dict(self) -> dict:
+        """JSON-serialisable position of this process (epoch, index, examples consumed, ...)."""
+        return self._impl.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue exactly where `state` was taken: next() yields what an uninterrupted run would."""
+        self._impl.load_state_dict(state)
+
+    @property
+    def stats(self) -> dict:
+        """{"epoch": int, "skipped_examples": int} for the logs."""
+        return self._impl.stats
+
+    def describe(self) -> str:
+        """One line for the start-up log: source, path, shards, per-process split mode."""
+        return self._impl.describe()
+
+    def close(self) -> None:
+        """Stop DataLoader workers, if any."""
+        self._impl.close()
+
+
+def build_train_stream(cfg: ExperimentConfig, rank: int, world_size: int) -> TrainStream:
+    return TrainStream(cfg, rank, world_size)
+
+
+def real_examples(cfg: ExperimentConfig, num: int) -> Batch:
+    """The first `num` usable examples of the source in file order (one process, no shuffle)."""
+    if cfg.data.is_toy:
+        return toy_real_examples(cfg, num)
+    source = open_source(cfg)
+    spec = ImageSpec.from_config(cfg, source.image_column, source.label_column, source.prepared is not None)
+    images, labels, got, rows = [], [], 0, []
+
+    def flush() -> None:
+        nonlocal got, rows
+        chunk = decode_rows(rows, spec)
+        rows = []
+        for bad in chunk["bad"]:
+            if cfg.data.on_bad_example == "error":
+                raise DataError(bad_example_message(source, bad, f"row {bad['index']} in file order"))
+        images.append(chunk["images"])
+        labels.append(chunk["labels"])
+        got += len(chunk["indices"])
+
+    for index, row in enumerate(source.dataset):
+        label = row[source.label_column] if source.label_column else None
+        rows.append((0, index, row[source.image_column], label))
+        if len(rows) == 256:
+            flush()
+            if got >= num:
+                break
+    if rows:
+        flush()
+    if got < num:
+        raise DataError(f"data.path: {source.where!r} has {got} usable examples, {num} were requested")
+    out_labels = None if source.label_column is None else torch.cat(labels)[:num]
+    return Batch(images=torch.cat(images)[:num], labels=out_labels)

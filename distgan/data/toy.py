@@ -1,0 +1,135 @@
+"""Toy 2D mixtures (ring8, grid25): mode definitions and a resumable per-process stream.
+
+ring8: 8 Gaussians on a circle of radius 2, std 0.02 (WGAN-GP paper, toy experiments).
+grid25: 25 Gaussians at {-4,-2,0,2,4}^2, std 0.05 (VEEGAN / PacGAN).
+
+One epoch is a fixed set of `data.toy_samples` points drawn once from `train.seed`;
+each epoch visits them in a seeded permutation (seed, epoch) and process `rank` takes
+every `world_size`-th position, so processes are disjoint and together complete.
+Batches run across epoch boundaries, so nothing is dropped. The position is
+(epoch, index in this process's share), which makes resume exact.
+This module knows nothing about images or `datasets`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from distgan.config import TOY_DATASETS, ExperimentConfig
+from distgan.data.batch import Batch
+from distgan.data.errors import DataError
+
+
+def toy_modes(name: str) -> tuple[np.ndarray, float]:
+    """Return (means [K, 2] float64, std) of the named toy mixture."""
+    if name == "ring8":
+        angles = 2 * math.pi * np.arange(8) / 8
+        return 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1), 0.02
+    if name == "grid25":
+        ticks = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+        return np.array([(x, y) for x in ticks for y in ticks]), 0.05
+    raise DataError(f"data.path: toy dataset must be one of {list(TOY_DATASETS)}, got {name!r}")
+
+
+def toy_points(name: str, num: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw `num` points of mixture `name` from `seed`: (points float32 [num, 2], modes int64 [num])."""
+    means, std = toy_modes(name)
+    rng = np.random.default_rng([seed, 0x70])  # a stream of its own: never the data-order stream
+    modes = rng.integers(0, len(means), size=num)
+    points = means[modes] + std * rng.standard_normal((num, 2))
+    return torch.from_numpy(points.astype(np.float32)), torch.from_numpy(modes.astype(np.int64))
+
+
+class ToyStream:
+    """Infinite iterator over this process's local batches of toy 2D points."""
+
+    def __init__(self, cfg: ExperimentConfig, rank: int, world_size: int):
+        data = cfg.data
+        self.name = data.path
+        self.rank, self.world_size = rank, world_size
+        self.local_batch = data.batch_size // world_size
+        self.seed = cfg.train.seed
+        self.shuffle = data.shuffle_buffer > 0
+        self.points, self.modes = toy_points(self.name, data.toy_samples, self.seed)
+        if data.toy_samples < world_size:
+            raise DataError(
+                f"data.toy_samples={data.toy_samples} leaves some of the {world_size} processes "
+                f"without examples; valid: >= {world_size}"
+            )
+        self.epoch, self.index, self.examples_consumed = 0, 0, 0
+        self._order_epoch, self._order = -1, np.empty(0, dtype=np.int64)
+
+    def _share(self, epoch: int) -> np.ndarray:
+        """Indices into the dataset that this process visits in `epoch`, in order."""
+        if epoch != self._order_epoch:
+            n = len(self.points)
+            perm = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+            self._order, self._order_epoch = perm[self.rank :: self.world_size], epoch
+        return self._order
+
+    def __iter__(self) -> ToyStream:
+        return self
+
+    def __next__(self) -> Batch:
+        picked: list[np.ndarray] = []
+        needed = self.local_batch
+        while needed > 0:
+            share = self._share(self.epoch)
+            take = share[self.index : self.index + needed]
+            picked.append(take)
+            needed -= len(take)
+            self.index += len(take)
+            if self.index >= len(share):
+                self.epoch, self.index = self.epoch + 1, 0
+        idx = torch.from_numpy(np.concatenate(picked))
+        self.examples_consumed += self.local_batch
+        return Batch(images=self.points[idx], labels=self.modes[idx])
+
+    def state_dict(self) -> dict:
+        return {
+            "source": "toy",
+            "path": self.name,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "epoch": self.epoch,
+            "index": self.index,
+            "examples_consumed": self.examples_consumed,
+            "skipped_examples": 0,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+        self.examples_consumed = int(state["examples_consumed"])
+        if (state.get("world_size"), state.get("rank")) != (self.world_size, self.rank):
+            warnings.warn(
+                f"toy data position was saved for rank {state.get('rank')}/{state.get('world_size')}, this "
+                f"run is rank {self.rank}/{self.world_size}: the data restarts at the beginning of epoch "
+                f"{self.epoch}",
+                stacklevel=2,
+            )
+            self.index = 0
+
+    @property
+    def stats(self) -> dict:
+        return {"epoch": self.epoch, "skipped_examples": 0}
+
+    def describe(self) -> str:
+        return (
+            f"data: toy {self.name} ({len(self.points)} points/epoch, seed {self.seed}), "
+            f"rank {self.rank}/{self.world_size} takes every {self.world_size}-th point of each "
+            f"epoch's permutation, local batch {self.local_batch}"
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def toy_real_examples(cfg: ExperimentConfig, num: int) -> Batch:
+    """The first `num` points of the toy dataset (file order, no shuffle)."""
+    total = max(num, cfg.data.toy_samples)
+    points, modes = toy_points(cfg.data.path, total, cfg.train.seed)
+    return Batch(images=points[:num], labels=modes[:num])

@@ -1,0 +1,194 @@
+"""Turn raw rows into training tensors: decode, L/RGB, center crop, resize, scale to [-1, 1].
+
+`ChunkDecoder` is the map-style "dataset" handed to torch's DataLoader: its
+"index" is a chunk of raw rows, so decoding runs in the DataLoader workers
+(data.num_workers) while the row order stays decided in the main process. A row
+that cannot be used never raises inside a worker: it comes back in `bad` with
+its position, column and reason, and the main process raises the DataError (or
+skips and counts it). This module does not read sources or track positions.
+"""
+
+from __future__ import annotations
+
+import io
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from distgan.config import ExperimentConfig
+
+# (epoch, index in this process's stream, image value, label value or None)
+RawRow = tuple[int, int, Any, Any]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything a worker needs to turn a raw row into a (C, H, W) uint8 image and a label."""
+
+    channels: int
+    resolution: int
+    center_crop: bool
+    crop_size: int  # 0 = the image's short side
+    num_classes: int  # 0 = any integer label is fine
+    image_column: str
+    label_column: str | None
+    prepared: bool  # rows hold raw uint8 HWC bytes at the target size (distgan.data.prepare)
+
+    @classmethod
+    def from_config(cls, cfg: ExperimentConfig, image_column: str, label_column: str | None, prepared: bool):
+        return cls(
+            channels=cfg.model.channels,
+            resolution=cfg.data.resolution,
+            center_crop=cfg.data.center_crop,
+            crop_size=cfg.data.crop_size,
+            num_classes=cfg.model.num_classes,
+            image_column=image_column,
+            label_column=label_column,
+            prepared=prepared,
+        )
+
+
+class BadExample(Exception):
+    """One row that cannot be used (internal: turned into a DataError or a skip by the stream)."""
+
+    def __init__(self, column: str, reason: str):
+        super().__init__(f"{column}: {reason}")
+        self.column, self.reason = column, reason
+
+
+def _open(value: Any, column: str) -> Image.Image:
+    if isinstance(value, Image.Image):
+        return value
+    if isinstance(value, dict):  # datasets' Image feature, undecoded: {"bytes": ..., "path": ...}
+        data, path = value.get("bytes"), value.get("path")
+        source: Any = io.BytesIO(data) if data is not None else path
+    elif isinstance(value, bytes | bytearray):
+        source = io.BytesIO(value)
+    elif isinstance(value, str):
+        source = value
+    else:
+        raise BadExample(
+            column, f"holds a {type(value).__name__}, not an image (valid: encoded bytes, a path)"
+        )
+    if source is None:
+        raise BadExample(column, "is empty (no bytes and no path)")
+    try:
+        image = Image.open(source)
+        image.load()  # decode now: a truncated file must fail here, not later
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for corrupt data
+        raise BadExample(column, f"cannot be decoded as an image ({type(err).__name__}: {err})") from None
+    return image
+
+
+def image_to_uint8(value: Any, spec: ImageSpec) -> np.ndarray:
+    """Decode one image value to uint8 (H, W, C) at spec.resolution; raises BadExample."""
+    col, res = f"column {spec.image_column!r}", spec.resolution
+    if spec.prepared:
+        expected = res * res * spec.channels
+        if not isinstance(value, bytes | bytearray) or len(value) != expected:
+            size = len(value) if isinstance(value, bytes | bytearray) else type(value).__name__
+            raise BadExample(col, f"prepared image has {size} bytes, expected {expected}")
+        return np.frombuffer(value, dtype=np.uint8).reshape(res, res, spec.channels)
+    image = _open(value, col)
+    mode = "L" if spec.channels == 1 else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
+    if spec.center_crop:
+        width, height = image.size
+        side = spec.crop_size or min(width, height)
+        if side > min(width, height):
+            raise BadExample(
+                col,
+                f"image is {width}x{height} px, smaller than the {side} px center crop (data.crop_size); "
+                f"valid: data.crop_size <= {min(width, height)} (0 = the short side)",
+            )
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    if image.size != (res, res):
+        image = image.resize((res, res), Image.Resampling.BICUBIC)  # antialiased when shrinking
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+def label_to_int(value: Any, spec: ImageSpec) -> int:
+    """Check one label value; raises BadExample naming the column and the valid range."""
+    col = f"column {spec.label_column!r}"
+    if value is None:
+        raise BadExample(col, "label is missing (null)")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise BadExample(col, f"label {value!r} is not an integer class index")
+    label = int(value)
+    if spec.num_classes > 0 and not 0 <= label < spec.num_classes:
+        raise BadExample(
+            col,
+            f"label {label} is outside model.num_classes={spec.num_classes}; valid: 0..{spec.num_classes - 1}",
+        )
+    return label
+
+
+def to_float_images(pixels: list[np.ndarray], spec: ImageSpec) -> torch.Tensor:
+    """Stack uint8 (H, W, C) images into float32 (N, C, H, W) in [-1, 1] (exactly -1 and 1 at 0, 255)."""
+    if not pixels:
+        return torch.empty((0, spec.channels, spec.resolution, spec.resolution), dtype=torch.float32)
+    batch = np.ascontiguousarray(np.stack(pixels).transpose(0, 3, 1, 2), dtype=np.float32)
+    np.divide(batch, 127.5, out=batch)
+    batch -= 1.0
+    return torch.from_numpy(batch)
+
+
+def _stack_uint8(pixels: list[np.ndarray], spec: ImageSpec) -> torch.Tensor:
+    res = spec.resolution
+    return (
+        torch.from_numpy(np.stack(pixels))
+        if pixels
+        else torch.empty((0, res, res, spec.channels), dtype=torch.uint8)
+    )
+
+
+def decode_rows(rows: list[RawRow], spec: ImageSpec, scale: bool = True) -> dict:
+    """Decode a chunk of raw rows; unusable rows are reported in 'bad', never raised.
+
+    images: float32 (N, C, H, W) in [-1, 1], or with scale=False uint8 (N, H, W, C) (for prepare).
+    """
+    pixels, labels, epochs, indices, bad = [], [], [], [], []
+    for epoch, index, image_value, label_value in rows:
+        try:
+            label = label_to_int(label_value, spec) if spec.label_column else 0
+            pixels.append(image_to_uint8(image_value, spec))
+        except BadExample as err:
+            path = image_value.get("path") if isinstance(image_value, dict) else None
+            # The raw image goes back so the main process can name the file/row it came from.
+            bad.append(
+                {"epoch": epoch, "index": index, "column": err.column, "reason": err.reason}
+                | {"path": path, "image": image_value, "label": label_value}
+            )
+            continue
+        labels.append(label)
+        epochs.append(epoch)
+        indices.append(index)
+    return {
+        "images": to_float_images(pixels, spec) if scale else _stack_uint8(pixels, spec),
+        "labels": torch.tensor(labels, dtype=torch.int64) if spec.label_column else None,
+        "epochs": torch.tensor(epochs, dtype=torch.int64),
+        "indices": torch.tensor(indices, dtype=torch.int64),
+        "bad": bad,
+    }
+
+
+class ChunkDecoder(torch.utils.data.Dataset):
+    """DataLoader 'dataset' whose index is a chunk of raw rows (see the module docstring)."""
+
+    def __init__(self, spec: ImageSpec, scale: bool = True):
+        self.spec, self.scale = spec, scale
+
+    def __getitem__(self, rows: list[RawRow]) -> dict:
+        return decode_rows(rows, self.spec, self.scale)
+
+
+def keep_chunk(chunk: dict) -> dict:
+    """collate_fn: a chunk is already collated by decode_rows."""
+    return chunk
