@@ -47,14 +47,22 @@ class AccelerateBackend:
         )
         self.optimizers = {"g": opt_g, "d": opt_d}
         self.models = {"g": self.generator, "d": self.discriminator}
+        # Unwrap ONCE: accelerate's unwrap_model re-reads package metadata on every call (~2 ms, on
+        # the hot path 4-5 times per iteration), and keeping the plain modules means a later
+        # torch.compile of self.generator/self.discriminator never reaches the penalty's double
+        # backward (unsupported by compile) nor the checkpoint keys (no `_orig_mod.` prefix).
+        self._plain = {
+            "g": accelerator.unwrap_model(self.generator),
+            "d": accelerator.unwrap_model(self.discriminator),
+        }
 
     @property
     def generator_module(self) -> nn.Module:
-        return self.accelerator.unwrap_model(self.generator)
+        return self._plain["g"]
 
     @property
     def critic_module(self) -> nn.Module:
-        return self.accelerator.unwrap_model(self.discriminator)
+        return self._plain["d"]
 
     def loss_scale(self) -> torch.Tensor | None:
         """fp16 GradScaler scale (for the penalty's AMP recipe); None without loss scaling."""
