@@ -1,22 +1,41 @@
-"""Console, metrics.jsonl and wandb logging, on the main process only.
+"""Console, metrics.jsonl, eval.jsonl and wandb logging, on the main process only.
 
-The trainer hands plain floats (already pulled off the device at a log step) and picture
-paths; this module formats, appends and uploads. On resume, metrics.jsonl is cut back to the
-checkpoint's step so a requeued run has every step exactly once, and the wandb run id stored in
-the run directory is reused so the same wandb run continues.
+The trainer hands plain floats (already pulled off the device at a log step), picture paths
+and evaluation results; this module formats, appends and uploads. It never touches the device
+beyond reading CUDA memory counters, and never talks to other processes.
+
+wandb (log.wandb.mode):
+- `disabled`: nothing wandb is imported or written.
+- `offline`: the run is written to <run_dir>/wandb/offline-run-*; upload it later with the
+  `wandb sync ...` command printed at the end.
+- `online`: an unreachable server (or a missing API key) raises TrackingError while the tracker
+  is built, before any training step, after at most WANDB_INIT_TIMEOUT seconds (default here
+  30 s, wandb's own is 90 s). With log.wandb.fallback_to_offline=true it goes offline instead.
+
+Resume: the wandb run id lives in <run_dir>/wandb_run_id.txt and a resumed run continues the
+same wandb run (resume="allow"); metrics.jsonl and eval.jsonl are cut back to the checkpoint's
+step so a requeued run has every step exactly once. A fresh run (no checkpoint) gets a new id.
+Online, wandb ignores steps below the server's last step: steps logged after the checkpoint by
+the killed attempt keep their first values there.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import os
+import secrets
+import string
 import time
 from pathlib import Path
 from typing import Any
 
-from distgan.config import ExperimentConfig, WandbConfig
+from distgan.config import ExperimentConfig
 
 WANDB_ID_FILE = "wandb_run_id.txt"
+METRICS_FILE = "metrics.jsonl"
+EVAL_FILE = "eval.jsonl"
+DEFAULT_INIT_TIMEOUT_S = 30.0  # wandb's default of 90 s is too long to wait before failing
 
 
 class TrackingError(RuntimeError):
@@ -33,12 +52,26 @@ def truncate_metrics(path: Path, last_step: int) -> int:
             record = json.loads(line)
         except json.JSONDecodeError:  # a line torn by a hard kill
             continue
-        if record.get("step", 0) <= last_step:
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= last_step:
             kept.append(line)
     tmp = path.with_name(f".tmp-{path.name}")
     tmp.write_text("".join(line + "\n" for line in kept))
     tmp.replace(path)
     return len(kept)
+
+
+def gpu_memory_gib() -> dict[str, float]:
+    """Allocated and peak CUDA memory of this process's current device, in GiB ({} without CUDA).
+
+    Reads allocator counters only: no device sync. The peak is since the process started."""
+    import torch
+
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return {}
+    return {
+        "gpu_mem_gib": torch.cuda.memory_allocated() / 2**30,
+        "gpu_mem_peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
 
 
 def _format_console(step: int, total: int, scalars: dict[str, float]) -> str:
@@ -48,10 +81,21 @@ def _format_console(step: int, total: int, scalars: dict[str, float]) -> str:
             parts.append(f"{key} {scalars[key]:+.4f}")
     if "images_per_sec" in scalars:
         parts.append(f"{scalars['images_per_sec']:.0f} img/s")
+    if "gpu_mem_peak_gib" in scalars:
+        parts.append(f"peak mem {scalars['gpu_mem_peak_gib']:.2f} GiB")
     if "eta_sec" in scalars:
         eta = int(scalars["eta_sec"])
         parts.append(f"eta {eta // 3600:d}:{eta // 60 % 60:02d}:{eta % 60:02d}")
     return " | ".join(parts)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON/wandb-friendly copy of one result value (numpy scalars become floats)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Real):
+        return int(value) if isinstance(value, numbers.Integral) else float(value)
+    return str(value)
 
 
 class Tracker:
@@ -59,21 +103,26 @@ class Tracker:
         self.cfg = cfg
         self.run_dir = run_dir
         self.is_main = is_main
-        self.metrics_path = run_dir / "metrics.jsonl"
+        self.metrics_path = run_dir / METRICS_FILE
+        self.eval_path = run_dir / EVAL_FILE
         self.wandb_run = None
         if not is_main:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         if resumed_step is not None:
-            truncate_metrics(self.metrics_path, resumed_step)
-        elif self.metrics_path.exists():
-            self.metrics_path.unlink()  # a fresh run (--resume never) starts a fresh history
+            for path in (self.metrics_path, self.eval_path):
+                truncate_metrics(path, resumed_step)
+        else:  # a fresh run (no checkpoint, or --resume never) starts a fresh history and wandb run
+            for path in (self.metrics_path, self.eval_path, run_dir / WANDB_ID_FILE):
+                path.unlink(missing_ok=True)
         if cfg.log.wandb.mode != "disabled":
-            self.wandb_run = _init_wandb(cfg, run_dir, resume=resumed_step is not None)
+            self.wandb_run = _init_wandb(cfg, run_dir, resumed=resumed_step is not None)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
+        """One log step: metrics.jsonl line, console line, wandb scalars (plus GPU memory)."""
         if not self.is_main:
             return
+        scalars = {**scalars, **gpu_memory_gib()}
         record = {"step": step, **scalars, "wall_time": time.time()}
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -82,56 +131,112 @@ class Tracker:
             self.wandb_run.log(scalars, step=step)
 
     def log_picture(self, step: int, key: str, path: Path) -> None:
+        """A picture already saved to disk (the sample grid) as a wandb.Image."""
         if self.is_main and self.wandb_run is not None:
             import wandb
 
-            self.wandb_run.log({key: wandb.Image(str(path))}, step=step)
+            self.wandb_run.log({key: wandb.Image(str(path), caption=f"step {step}")}, step=step)
 
     def log_summary(self, step: int, values: dict[str, Any]) -> None:
-        """Evaluation results and other non-per-step values."""
+        """Evaluation results: console, eval.jsonl, wandb (numbers per step, text in the summary)."""
         if not self.is_main:
             return
+        values = {k: _plain(v) for k, v in values.items()}
         print(f"step {step} | " + " | ".join(f"{k} {v}" for k, v in values.items()), flush=True)
+        with open(self.eval_path, "a") as f:
+            f.write(json.dumps({"step": step, **values, "wall_time": time.time()}) + "\n")
         if self.wandb_run is not None:
-            self.wandb_run.log(
-                {k: v for k, v in values.items() if isinstance(v, (int, float))}, step=step
-            )
+            numbers_only = {k: v for k, v in values.items() if isinstance(v, (int, float))}
+            self.wandb_run.log(numbers_only, step=step)
+            for key, value in values.items():
+                if key not in numbers_only:
+                    self.wandb_run.summary[key] = value  # e.g. which feature extractor made the numbers
 
     def close(self) -> None:
-        if self.wandb_run is not None:
-            self.wandb_run.finish()
-            self.wandb_run = None
+        if self.wandb_run is None:
+            return
+        run, self.wandb_run = self.wandb_run, None
+        offline_dir = Path(run.dir).parent if run.offline else None  # run.dir is <sync dir>/files
+        run.finish()
+        if offline_dir is not None:
+            print(
+                f"wandb: offline run saved in {offline_dir}; upload it with: wandb sync {offline_dir}",
+                flush=True,
+            )
 
 
-def _init_wandb(cfg: ExperimentConfig, run_dir: Path, resume: bool):
+def _new_run_id() -> str:
+    """8 lowercase letters/digits, the shape of wandb's own ids."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def _run_id(run_dir: Path, resumed: bool) -> str:
+    """The stored id when resuming, else a new one (stored atomically for the next resume)."""
+    id_file = run_dir / WANDB_ID_FILE
+    if resumed and id_file.is_file() and id_file.read_text().strip():
+        return id_file.read_text().strip()
+    run_id = _new_run_id()
+    tmp = id_file.with_name(f".tmp-{id_file.name}")
+    tmp.write_text(run_id + "\n")
+    tmp.replace(id_file)
+    return run_id
+
+
+def _init_timeout_s() -> float:
+    raw = os.environ.get("WANDB_INIT_TIMEOUT", "")
+    try:
+        return float(raw) if raw else DEFAULT_INIT_TIMEOUT_S
+    except ValueError:
+        raise TrackingError(f"WANDB_INIT_TIMEOUT must be a number of seconds, got {raw!r}") from None
+
+
+def _init_wandb(cfg: ExperimentConfig, run_dir: Path, resumed: bool):
     import wandb
 
-    settings: WandbConfig = cfg.log.wandb
-    id_file = run_dir / WANDB_ID_FILE
-    if id_file.is_file():
-        run_id = id_file.read_text().strip()
-    else:
-        run_id = wandb.util.generate_id()
-        id_file.write_text(run_id + "\n")
+    settings = cfg.log.wandb
+    timeout_s = _init_timeout_s()
     kwargs = dict(
         project=settings.project,
         entity=settings.entity,
         name=settings.name or run_dir.name,
-        tags=settings.tags,
-        config=cfg.to_dict(),
-        id=run_id,
+        tags=list(settings.tags),
+        config=cfg.to_dict(),  # the fully resolved config, as in <run_dir>/config.yaml
+        id=_run_id(run_dir, resumed),
         resume="allow",
-        dir=str(run_dir),
+        dir=str(run_dir),  # offline runs live in the run directory, next to what they describe
+        settings=wandb.Settings(init_timeout=timeout_s),
     )
-    os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")
     try:
         return wandb.init(mode=settings.mode, **kwargs)
-    except Exception as err:  # wandb raises several types for an unreachable server
-        if settings.mode == "online" and settings.fallback_to_offline:
-            print(f"wandb: online init failed ({err}); log.wandb.fallback_to_offline=true, going offline")
-            return wandb.init(mode="offline", **kwargs)
+    except Exception as err:  # wandb raises CommError, UsageError, ... for an unreachable server
+        # A failed init leaves the run id registered in wandb's service process: shut it down,
+        # or the offline retry below fails with "run ID ... is in use".
+        wandb.teardown()
+        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        if settings.mode == "offline":
+            raise TrackingError(
+                f"log.wandb.mode=offline: could not start the offline wandb run in {run_dir / 'wandb'} "
+                f"({reason}); check that the directory is writable, or set log.wandb.mode=disabled"
+            ) from err
+        if not settings.fallback_to_offline:
+            raise TrackingError(
+                f"log.wandb.mode=online: could not start the wandb run ({reason}). Without network, set "
+                f"log.wandb.mode=offline and upload later with `wandb sync {run_dir}/wandb/offline-run-*`; "
+                f"or set log.wandb.fallback_to_offline=true to go offline automatically; or "
+                f"log.wandb.mode=disabled. Check the API key (`wandb login`) and WANDB_BASE_URL; a slow "
+                f"server needs a larger WANDB_INIT_TIMEOUT (now {timeout_s:g} s)."
+            ) from err
+    print(
+        f"wandb: online start failed ({reason}); log.wandb.fallback_to_offline=true, "
+        f"logging offline to {run_dir / 'wandb'}",
+        flush=True,
+    )
+    try:
+        return wandb.init(mode="offline", **kwargs)
+    except Exception as err:
+        wandb.teardown()
         raise TrackingError(
-            f"log.wandb.mode={settings.mode}: wandb.init failed: {err}. Without network use "
-            f"log.wandb.mode=offline (then `wandb sync {run_dir}/wandb/offline-run-*` later), "
-            f"or set log.wandb.fallback_to_offline=true"
+            f"log.wandb.fallback_to_offline=true: the offline wandb run in {run_dir / 'wandb'} could not "
+            f"start either ({type(err).__name__}: {err}); set log.wandb.mode=disabled"
         ) from err
