@@ -1,0 +1,278 @@
+"""DeepSpeed ZeRO-1/2 backend: two raw engines (G and D) with the same interface as AccelerateBackend.
+
+Why raw `deepspeed.initialize` and not accelerate's DeepSpeed plugin (FACTS.md): accelerate's
+DeepSpeed path misreports the world size on CPU, while raw engines on top of the process group
+that `build_accelerator` already formed (gloo on CPU, NCCL on GPU) train correctly. This is the
+one code path on CPU and GPU, so the CPU equivalence test covers what GPUs run.
+
+Rules kept here (each one is a trap in FACTS.md):
+- training forwards go through the engines; the penalty's input gradients and the G step's
+  frozen D use `engine.module` (the engine's post-backward hooks break `autograd.grad`);
+- one `engine.backward` per update, then `engine.step` (which also zeroes the gradients);
+- bf16: the modules keep fp32 weights and their forward runs under autocast (as accelerate does
+  for DDP), so the penalty's unwrapped forward, the EMA and the exported weights see the same
+  precision as under DDP. fp16: DeepSpeed's own fp16 section (the only loss scaling ZeRO has).
+This module does not decide when to save or what the loop does; it wraps, steps and saves.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import random
+from datetime import timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from distgan.backends import build_optimizer
+from distgan.checkpoint import CheckpointError
+from distgan.config import ConfigError, ExperimentConfig
+from distgan.distributed import average_buffers
+
+ENGINE_TAGS = {"g": "generator", "d": "discriminator"}  # sub-directories of a checkpoint's state/
+# Keys distgan derives from its own config; a user JSON may omit them, say "auto" or repeat them.
+DERIVED_KEYS = (
+    "train_batch_size",
+    "train_micro_batch_size_per_gpu",
+    "gradient_accumulation_steps",
+    "gradient_clipping",
+    "zero_optimization.stage",
+    "bf16.enabled",
+    "fp16.enabled",
+)
+
+
+def _get(config: dict, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def read_user_json(cfg: ExperimentConfig) -> dict:
+    """The optional `distributed.deepspeed_config` JSON; ConfigError naming the file when unusable."""
+    path = cfg.distributed.deepspeed_config
+    if path is None:
+        return {}
+    try:
+        user = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"distributed.deepspeed_config: cannot read {path} as JSON: {err}") from None
+    if not isinstance(user, dict):
+        raise ConfigError(f"distributed.deepspeed_config: {path} must hold a JSON object")
+    return user
+
+
+def deepspeed_config(cfg: ExperimentConfig, world_size: int) -> dict:
+    """DeepSpeed config for one engine: distgan's settings, the user's JSON merged over them.
+
+    A key distgan derives (batch sizes, ZeRO stage, precision, clipping) that the JSON sets to a
+    different value is a ConfigError: two sources of truth would make the run lie about itself.
+    """
+    precision = cfg.train.mixed_precision
+    ours: dict[str, Any] = {
+        "train_batch_size": cfg.data.batch_size,
+        "train_micro_batch_size_per_gpu": cfg.data.batch_size // world_size,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": cfg.optim.grad_clip,
+        "zero_optimization": {"stage": cfg.distributed.zero_stage},
+        "zero_allow_untested_optimizer": True,  # distgan's AdamW (same kernel as under DDP)
+        "bf16": {"enabled": False},  # bf16 = autocast on fp32 weights (module docstring)
+        "fp16": {"enabled": precision == "fp16", "loss_scale": 0, "initial_scale_power": 16},
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+    }
+    user = read_user_json(cfg)
+    for key in DERIVED_KEYS:
+        theirs = _get(user, key)
+        if theirs is not None and theirs != "auto" and theirs != _get(ours, key):
+            source = {
+                "zero_optimization.stage": "distributed.zero_stage",
+                "gradient_clipping": "optim.grad_clip",
+                # bf16 is autocast over fp32 weights, never DeepSpeed's bf16 section
+                "bf16.enabled": "train.mixed_precision (bf16 runs as autocast, keep this false)",
+                "fp16.enabled": "train.mixed_precision",
+            }.get(key, "data.batch_size and the number of processes")
+            raise ConfigError(
+                f"distributed.deepspeed_config: {cfg.distributed.deepspeed_config} sets {key}={theirs!r} "
+                f"but distgan derives {_get(ours, key)!r} from {source}; remove the key, set it to "
+                f'"auto", or change {source}'
+            )
+    merged = _merge(ours, {k: v for k, v in user.items() if v != "auto"})
+    for key in DERIVED_KEYS:  # "auto" (or a repeat) always means distgan's value
+        section, _, leaf = key.rpartition(".")
+        target = merged[section] if section else merged
+        target[leaf] = _get(ours, key)
+    return merged
+
+
+def _cast_floating_inputs(dtype: torch.dtype):
+    """forward pre-hook: floating inputs to `dtype` (fp16 engines hold fp16 weights)."""
+
+    def hook(module, args, kwargs):
+        cast = [a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args]
+        return tuple(cast), kwargs
+
+    return hook
+
+
+def _autocast_forward(module: nn.Module, device_type: str) -> None:
+    """Run `module.forward` under bf16 autocast, for engine and unwrapped calls alike."""
+    forward = module.forward
+
+    @wraps(forward)
+    def autocast_forward(*args, **kwargs):
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+            return forward(*args, **kwargs)
+
+    module.forward = autocast_forward
+
+
+class DeepSpeedBackend:
+    """G and D as two DeepSpeed engines over the Accelerator's process group."""
+
+    def __init__(self, accelerator, cfg: ExperimentConfig, generator: nn.Module, discriminator: nn.Module):
+        import deepspeed
+
+        logging.getLogger("DeepSpeed").setLevel(logging.WARNING)  # per-step info lines otherwise
+        if accelerator.device.type == "cpu":
+            # On CPU DeepSpeed would JIT-compile a shared-memory C++ op at init (minutes, needs a
+            # compiler) that only its inference all-reduce uses; training goes through torch.distributed.
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+        self.accelerator = accelerator
+        self.grad_clip = cfg.optim.grad_clip
+        self.precision = cfg.train.mixed_precision
+        _join_world_of_one(accelerator)
+        _data_parallel_group_with_timeout(cfg.distributed.timeout_s)
+        if cfg.distributed.sync_batchnorm:
+            generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
+            discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
+        config = deepspeed_config(cfg, accelerator.num_processes)
+        engines = {}
+        for name, model, settings in (("g", generator, cfg.optim.g), ("d", discriminator, cfg.optim.d)):
+            model = model.to(accelerator.device)
+            if self.precision == "bf16":
+                _autocast_forward(model, accelerator.device.type)
+            optimizer = build_optimizer(model.parameters(), settings, cfg.optim.implementation)
+            engine, *_ = deepspeed.initialize(
+                model=model, optimizer=optimizer, config=copy.deepcopy(config), dist_init_required=False
+            )
+            if self.precision == "fp16":
+                engine.module.register_forward_pre_hook(
+                    _cast_floating_inputs(torch.float16), with_kwargs=True
+                )
+            engines[name] = engine
+        self.engines = engines
+        self.generator, self.discriminator = engines["g"], engines["d"]
+        self.optimizers = {name: engine.optimizer for name, engine in engines.items()}
+
+    @property
+    def generator_module(self) -> nn.Module:
+        return self.engines["g"].module
+
+    @property
+    def critic_module(self) -> nn.Module:
+        return self.engines["d"].module
+
+    def loss_scale(self) -> torch.Tensor | None:
+        """D's fp16 loss scale (the penalty's AMP recipe); None without loss scaling."""
+        if self.precision != "fp16":
+            return None
+        return torch.tensor(float(self.engines["d"].optimizer.cur_scale), device=self.accelerator.device)
+
+    def update(self, name: str, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        """ONE engine.backward, then engine.step (clipping, ZeRO reduction, fp16 overflow skip)."""
+        engine = self.engines[name]
+        skipped_before = engine.skipped_steps
+        engine.backward(loss)
+        engine.step()
+        out = {}
+        if self.grad_clip > 0:
+            norm = engine.get_global_grad_norm()  # a Python float: ZeRO synced it to clip
+            out[f"{name}_grad_norm"] = torch.tensor(float(norm if norm is not None else float("nan")))
+        if self.precision == "fp16":
+            out[f"{name}_skipped_steps"] = torch.tensor(float(engine.skipped_steps - skipped_before))
+        return out
+
+    def sync_buffers(self) -> None:
+        """Average BatchNorm running statistics over processes (engines never sync buffers)."""
+        average_buffers([self.generator_module, self.critic_module])
+
+    def save_state(self, directory: Path) -> None:
+        """Collective. DeepSpeed's own checkpoint per engine + this rank's RNG state."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, engine in self.engines.items():
+            engine.save_checkpoint(str(directory), tag=ENGINE_TAGS[name], save_latest=False)
+        torch.save(_rng_state(), directory / f"rng_state_{self.accelerator.process_index}.pt")
+
+    def load_state(self, directory: Path) -> None:
+        for name, engine in self.engines.items():
+            path, _ = engine.load_checkpoint(
+                str(directory),
+                tag=ENGINE_TAGS[name],
+                load_optimizer_states=True,
+                load_lr_scheduler_states=False,
+            )
+            if path is None:
+                raise CheckpointError(
+                    f"{directory / ENGINE_TAGS[name]}: no DeepSpeed checkpoint to resume from"
+                )
+        _set_rng_state(
+            torch.load(directory / f"rng_state_{self.accelerator.process_index}.pt", weights_only=False)
+        )
+
+
+def _join_world_of_one(accelerator) -> None:
+    """DeepSpeed needs a process group even for one process: make one without any network."""
+    if accelerator.num_processes == 1 and not torch.distributed.is_initialized():
+        os.environ.setdefault("LOCAL_RANK", "0")  # DeepSpeed asserts it is set (by a launcher)
+        backend = "nccl" if accelerator.device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(
+            backend, store=torch.distributed.HashStore(), rank=0, world_size=1
+        )
+
+
+def _data_parallel_group_with_timeout(timeout_s: int) -> None:
+    """ZeRO reduces over DeepSpeed's clone of the world group, which `new_group` would create with
+    torch's default timeout (30 min on gloo), not distributed.timeout_s: a hung rank would stall the
+    job for half an hour. Create the clone first, with our timeout (DeepSpeed reuses it)."""
+    from deepspeed.utils import groups
+
+    if groups._WORLD_GROUP is None:
+        world = torch.distributed.get_world_size()
+        groups._WORLD_GROUP = torch.distributed.new_group(
+            ranks=list(range(world)), timeout=timedelta(seconds=timeout_s)
+        )
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

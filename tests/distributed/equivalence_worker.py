@@ -1,0 +1,170 @@
+"""One training iteration on a FIXED global batch, through distgan's real loop functions; dump weights.
+
+Every process slices the same global real batch, latent noise and penalty alphas by its rank and
+runs `trainer.d_step` n_critic times and `trainer.g_step` once, through the backend
+`build_backend` picks (DDP via accelerate, or DeepSpeed engines): the code path of training.
+With world size 1 this is the reference; with N processes (or nodes) the weights must match it.
+
+    python tests/distributed/equivalence_worker.py --out DIR wgan-gp/ddp nonsaturating/ddp
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 \
+        tests/distributed/equivalence_worker.py --out DIR wgan-gp/ddp wgan-gp/zero2
+    # GPU check (2+ GPUs, NCCL), with G's BatchNorm as SyncBatchNorm in training mode:
+    python tests/distributed/equivalence_worker.py --sync-batchnorm --out REF wgan-gp/ddp
+    accelerate launch --multi_gpu --num_processes 2 tests/distributed/equivalence_worker.py \
+        --sync-batchnorm --out DIR wgan-gp/ddp
+
+A case is OBJECTIVE/BACKEND[/PLANT]: BACKEND is ddp, zero1 or zero2; PLANT=split_backward plants
+FACTS.md's silent failure `w.backward(retain_graph=True); gp.backward()` (the penalty's gradients
+are then never all-reduced) so the test can show that it is caught.
+Writes DIR/<case with / -> __>.rank<R>.safetensors: g.* and d.* parameters and buffers after the
+iteration (metadata: rank, world size, network namespace), and <case>.init.safetensors before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from distgan import trainer
+from distgan.backends import build_backend
+from distgan.config import load_config
+from distgan.data import Batch
+from distgan.distributed import build_accelerator
+from distgan.models import build_discriminator, build_generator
+
+GLOBAL_BATCH = 8
+N_CRITIC = 2
+LATENT_DIM = 16
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def case_config(case: str, world_size: int, sync_batchnorm: bool = False):
+    objective, backend, *_ = case.split("/")
+    overrides = [
+        "model.arch=dcgan",
+        f"model.latent_dim={LATENT_DIM}",
+        "model.g_width=8",
+        "model.d_width=8",
+        # GroupNorm(1, C) in the critic: per-sample, so it is exercised without coupling samples
+        f"model.d_norm={'layer' if objective == 'wgan-gp' else 'none'}",
+        "data.source=embedded",
+        f"data.batch_size={GLOBAL_BATCH}",
+        f"objective.loss={objective}",
+        f"train.n_critic={N_CRITIC}",
+        "optim.d.lr=1e-3",
+        "optim.g.lr=1e-3",
+        f"distributed.backend={'ddp' if backend == 'ddp' else 'deepspeed'}",
+        f"distributed.sync_batchnorm={str(sync_batchnorm).lower()}",
+    ]
+    if backend.startswith("zero"):  # the shipped JSON files, so they are proven to work too
+        stage = backend[-1]
+        overrides += [
+            f"distributed.zero_stage={stage}",
+            f"distributed.deepspeed_config={CONFIGS}/deepspeed_zero{stage}.json",
+        ]
+    return load_config(None, overrides, world_size=world_size)
+
+
+def plant(backend, accelerator, kind: str) -> None:
+    """Deliberately break the backend the way FACTS.md says breaks silently (test sensitivity)."""
+    if kind != "split_backward":
+        raise SystemExit(f"unknown plant {kind!r}")
+    parts = {}
+    losses = trainer.objectives.discriminator_losses
+
+    def remember_parts(*args, **kwargs):
+        out = losses(*args, **kwargs)
+        parts["adversarial"], parts["penalty"] = out["d_adversarial"], out["loss"] - out["d_adversarial"]
+        return out
+
+    update = backend.update
+
+    def split_update(name, loss):
+        if name != "d":
+            return update(name, loss)
+        backend.optimizers["d"].zero_grad(set_to_none=True)
+        accelerator.backward(parts["adversarial"], retain_graph=True)
+        accelerator.backward(parts["penalty"])
+        backend.optimizers["d"].step()
+        return {}
+
+    trainer.objectives.discriminator_losses = remember_parts
+    backend.update = split_update
+
+
+def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False) -> None:
+    rank, world = accelerator.process_index, accelerator.num_processes
+    cfg = case_config(case, world, sync_batchnorm)
+    local = cfg.data.batch_size // world
+    rows = slice(rank * local, (rank + 1) * local)
+    device = accelerator.device
+    original_losses = trainer.objectives.discriminator_losses
+
+    torch.manual_seed(cfg.train.seed)
+    generator, discriminator = build_generator(cfg), build_discriminator(cfg)
+    # G's BatchNorm couples the samples of a batch: per-process batch statistics differ from
+    # global ones by design (SyncBatchNorm's job, GPU only). Running statistics make it per-sample.
+    for module in generator.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not sync_batchnorm:
+            module.eval()
+    name = case.replace("/", "__")
+    if rank == 0:  # the weights before the iteration: the test checks that it changed them
+        save_file(weights(generator, discriminator), str(out_dir / f"{name}.init.safetensors"))
+    backend = build_backend(accelerator, cfg, generator, discriminator)
+    if len(case.split("/")) == 3:
+        plant(backend, accelerator, case.split("/")[2])
+
+    # The fixed GLOBAL inputs, identical on every process; each takes its rows.
+    rng = torch.Generator().manual_seed(1234)
+    shape = (cfg.data.batch_size, cfg.model.channels, cfg.data.resolution, cfg.data.resolution)
+    for _ in range(cfg.train.n_critic):
+        real = torch.rand(shape, generator=rng) * 2 - 1
+        latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
+        alpha = torch.rand(cfg.data.batch_size, generator=rng)
+        batch = Batch(real[rows].to(device), None)
+        trainer.d_step(backend, cfg, batch, latent=latent[rows].to(device), alpha=alpha[rows].to(device))
+    latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
+    trainer.g_step(backend, cfg, local, device, latent=latent[rows].to(device))
+    backend.sync_buffers()
+    trainer.objectives.discriminator_losses = original_losses
+
+    # Which network namespace ("node") this rank ran in: the 2-node test checks the placement.
+    where = {"rank": str(rank), "world_size": str(world), "netns": str(os.stat("/proc/self/ns/net").st_ino)}
+    tensors = weights(backend.generator_module, backend.critic_module)
+    save_file(tensors, str(out_dir / f"{name}.rank{rank}.safetensors"), metadata=where)
+
+
+def weights(generator: torch.nn.Module, critic: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {
+        f"{prefix}.{key}": value.detach().float().cpu().clone().contiguous()
+        for prefix, module in (("g", generator), ("d", critic))
+        for key, value in module.state_dict().items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("cases", nargs="+", help="OBJECTIVE/BACKEND[/PLANT]")
+    parser.add_argument(
+        "--sync-batchnorm",
+        action="store_true",
+        help="GPU only: G's BatchNorm stays in training mode as SyncBatchNorm (global batch statistics)",
+    )
+    args = parser.parse_args()
+    # Exact fp32 on GPUs too: TF32 convolutions would round differently for different batch splits.
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    accelerator = build_accelerator(case_config("wgan-gp/ddp", 1, args.sync_batchnorm))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for case in args.cases:
+        run_case(case, accelerator, args.out, args.sync_batchnorm)
+        accelerator.wait_for_everyone()
+    accelerator.print(f"wrote {len(args.cases)} cases to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Fail fast with a clear error, and never hang: the distributed failure modes a user can hit.
+
+- a global batch not divisible by the processes (real 2-process launch), DeepSpeed without the
+  package, fp16 on CPU, a contradicting DeepSpeed JSON / launcher precision, WORLD_SIZE > 1 with a
+  world of one: each is an error naming the key, before any compute;
+- a rank killed mid-run ends the whole job (non-zero exit, the launcher names the dead rank);
+- a HUNG rank (SIGSTOP) makes the others fail after distributed.timeout_s, under DDP and DeepSpeed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from distgan import distributed
+from distgan.config import ConfigError, load_config
+from distgan.distributed import DistributedError, adopt_launcher_precision, build_accelerator
+from tests.distributed.launching import REPO, TINY_TRAIN, accelerate_launch, cpu_env, run, worker_pids
+
+TIMEOUT_S = 15  # distributed.timeout_s in the dead/hung-rank tests
+
+
+def train_cli(*overrides: str, python_prelude: str = "") -> subprocess.CompletedProcess:
+    code = f"{python_prelude}\nimport sys\nfrom distgan.train import main\nsys.exit(main(sys.argv[1:]))"
+    return run([sys.executable, "-c", code, *TINY_TRAIN, *overrides], check=False, timeout=120)
+
+
+@pytest.mark.slow
+def test_batch_not_divisible_by_processes_fails_on_every_rank_before_training(tmp_path):
+    out = tmp_path / "run"
+    result = run(
+        accelerate_launch(
+            2, "-m", "distgan.train", *TINY_TRAIN, "data.batch_size=15", f"train.out_dir={out}"
+        ),
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    message = "data.batch_size: the global batch 15 must be divisible by the number of processes (2)"
+    assert result.stderr.count(message) == 2, result.stderr[-3000:]  # both ranks say why
+    assert not out.exists()  # nothing was trained or written
+
+
+def test_deepspeed_requested_without_the_package(tmp_path):
+    block = "import sys; sys.modules['deepspeed'] = None  # `import deepspeed` now raises ImportError"
+    result = train_cli("distributed.backend=deepspeed", f"train.out_dir={tmp_path}", python_prelude=block)
+    assert result.returncode == 2
+    assert "distributed.backend: 'deepspeed' needs the deepspeed package" in result.stderr
+
+
+def test_fp16_on_cpu(tmp_path):
+    result = train_cli("train.mixed_precision=fp16", f"train.out_dir={tmp_path}")
+    assert result.returncode == 2
+    assert "train.mixed_precision: fp16 needs a CUDA GPU" in result.stderr
+
+
+def test_fp16_from_the_launcher_on_cpu_is_refused_too(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        build_accelerator(load_config(None))
+
+
+def test_launcher_and_config_precision_must_agree(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    cfg = load_config(None, ["train.mixed_precision=bf16"])
+    with pytest.raises(ConfigError, match="config says 'bf16' but accelerate launch asks for 'fp16'"):
+        adopt_launcher_precision(cfg)
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    cfg = load_config(None)
+    adopt_launcher_precision(cfg)
+    assert cfg.train.mixed_precision == "bf16"
+
+
+def test_deepspeed_json_contradicting_the_config(tmp_path):
+    config = tmp_path / "ds.json"
+    config.write_text(json.dumps({"zero_optimization": {"stage": 1}}))
+    result = train_cli(
+        "distributed.backend=deepspeed", f"distributed.deepspeed_config={config}", f"train.out_dir={tmp_path}"
+    )
+    assert result.returncode == 2
+    assert "zero_optimization.stage=1 but distgan derives 2 from distributed.zero_stage" in result.stderr
+
+
+def test_world_size_above_one_but_a_world_of_one(monkeypatch, fresh_accelerate):
+    """The CPU trap of FACTS.md (each process alone) must stop, not train N independent copies."""
+
+    class AloneAccelerator:  # what each process would see under --multi_gpu without cpu=True
+        num_processes = 1
+
+        def __init__(self, **kwargs):
+            pass
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr("accelerate.Accelerator", AloneAccelerator)
+    with pytest.raises(DistributedError, match="started 2 processes .* sees a world of 1"):
+        distributed.build_accelerator(load_config(None))
+
+
+# ---------------------------------------------------------------- dead and hung ranks
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] not in "ZX"
+    except OSError:
+        return False
+
+
+def start_training(out: Path, *extra: str) -> tuple[subprocess.Popen, dict[int, int]]:
+    """A long 2-process run; returns once both ranks have logged a step."""
+    command = accelerate_launch(
+        2,
+        "-m",
+        "distgan.train",
+        *TINY_TRAIN,
+        "train.steps=1000000",
+        f"train.out_dir={out}",
+        f"distributed.timeout_s={TIMEOUT_S}",
+        *extra,
+    )
+    launcher = subprocess.Popen(
+        command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    metrics, deadline = out / "metrics.jsonl", time.monotonic() + 120
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        assert launcher.poll() is None, launcher.communicate()[0][-4000:]
+        assert time.monotonic() < deadline, "training did not start"
+        time.sleep(0.2)
+    pids = worker_pids(str(out))
+    assert sorted(pids) == [0, 1]
+    return launcher, pids
+
+
+def stop_everything(launcher: subprocess.Popen, out: Path) -> None:
+    if launcher.poll() is None:
+        launcher.kill()
+    for pid in worker_pids(str(out)).values():
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_killed_rank_ends_the_whole_job(tmp_path):
+    out = tmp_path / "run"
+    launcher, pids = start_training(out)
+    try:
+        os.kill(pids[1], signal.SIGKILL)
+        killed_at = time.monotonic()
+        output = launcher.communicate(timeout=TIMEOUT_S + 30)[0]
+        assert time.monotonic() - killed_at < TIMEOUT_S
+    finally:
+        stop_everything(launcher, out)
+    assert launcher.returncode != 0
+    assert not alive(pids[0])
+    root_cause = output[output.index("Root Cause") :]
+    assert "rank      : 1" in root_cause and "SIGKILL" in root_cause, output[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["ddp", "deepspeed"])
+def test_hung_rank_makes_the_others_fail_after_the_timeout(tmp_path, backend):
+    """SIGSTOP = a rank that is alive but silent (the case a process-group timeout exists for).
+    DeepSpeed: ZeRO reduces over its own clone of the world group, which must get the timeout too."""
+    out = tmp_path / "run"
+    launcher, pids = start_training(out, f"distributed.backend={backend}")
+    try:
+        os.kill(pids[1], signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        while alive(pids[0]) and time.monotonic() - stopped_at < TIMEOUT_S + 30:
+            time.sleep(0.2)
+        waited = time.monotonic() - stopped_at
+        assert not alive(pids[0]), f"rank 0 still waiting {waited:.0f} s after its peer hung"
+        os.kill(pids[1], signal.SIGKILL)  # the launcher would wait 30 s for the stopped process
+        output = launcher.communicate(timeout=60)[0]
+    finally:
+        stop_everything(launcher, out)
+    assert waited < TIMEOUT_S + 15
+    assert launcher.returncode != 0
+    assert f"Timed out waiting {TIMEOUT_S * 1000}ms" in output, output[-3000:]

@@ -1,0 +1,95 @@
+"""The real training loop on 2 processes, observed from inside (tests/distributed/trainer_probe.py).
+
+- every rank ends with identical parameters AND BatchNorm buffers (G and D both use BatchNorm);
+- ranks draw different latent vectors and see different real examples in the same step;
+- during the G step no gradient reaches D, and under DDP D's gradients are not all-reduced.
+The same run under DeepSpeed ZeRO-2 (engines never broadcast buffers: the loop's sync must).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.distributed.launching import TINY_TRAIN, WORKERS, accelerate_launch, cpu_env, run
+
+pytestmark = pytest.mark.slow
+PROBE = str(WORKERS / "trainer_probe.py")
+BACKENDS = {"ddp": [], "zero2": ["distributed.backend=deepspeed", "distributed.zero_stage=2"]}
+STEPS, N_CRITIC = 3, 2
+
+
+def probe(out, extra, env=None):
+    run(
+        accelerate_launch(
+            2,
+            PROBE,
+            "--probe-out",
+            str(out / "probe"),
+            *TINY_TRAIN,
+            "model.d_norm=batch",
+            f"train.steps={STEPS}",
+            f"train.n_critic={N_CRITIC}",
+            f"train.out_dir={out / 'run'}",
+            *extra,
+            "--resume",
+            "never",
+        ),
+        env=env,
+    )
+    return [torch.load(out / "probe" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+@pytest.fixture(scope="module", params=list(BACKENDS))
+def observed(request, tmp_path_factory):
+    return request.param, probe(tmp_path_factory.mktemp(request.param), BACKENDS[request.param])
+
+
+def test_parameters_and_batchnorm_buffers_identical_across_ranks(observed):
+    _, (rank0, rank1) = observed
+    state0, state1 = rank0["state"], rank1["state"]
+    buffers = [k for k in state0 if "running_" in k]
+    assert any(k.startswith("d.") for k in buffers) and any(k.startswith("g.") for k in buffers)
+    assert any(
+        not torch.allclose(state0[k], torch.full_like(state0[k], float(k.endswith("var")))) for k in buffers
+    )
+    different = [k for k in state0 if not torch.equal(state0[k], state1[k])]
+    assert not different, f"ranks differ in {different}"
+
+
+def test_ranks_draw_different_latents_and_see_different_examples(observed):
+    _, (rank0, rank1) = observed
+    steps = [
+        (p0, z0, z1)
+        for (p0, z0), (p1, z1) in zip(rank0["latents"], rank1["latents"], strict=False)
+        if p0 in "dg"
+    ]
+    assert len(steps) == STEPS * (N_CRITIC + 1)
+    for phase, z0, z1 in steps:
+        assert z0.shape == z1.shape == (8, 100)
+        shared = (z0[:, None] == z1[None]).all(-1)
+        assert not shared.any(), f"{phase} step: the same latent vector on both ranks"
+    assert len(rank0["images"]) == len(rank1["images"]) == STEPS * N_CRITIC
+    for x0, x1 in zip(rank0["images"], rank1["images"], strict=True):
+        shared = (x0.flatten(1)[:, None] == x1.flatten(1)[None]).all(-1)
+        assert not shared.any(), "the same real example reached both ranks in one step"
+
+
+def test_g_step_neither_computes_nor_all_reduces_d_gradients(observed):
+    backend, (rank0, rank1) = observed
+    for record in (rank0, rank1):
+        assert record["grad_hooks"]["d"].get("g", 0) == 0  # no gradient accumulated into D in G steps
+        assert record["grad_hooks"]["d"].get("d", 0) > 0  # ... the counter does count (D steps)
+        assert record["grad_hooks"]["g"].get("g", 0) > 0
+        assert record["d_grad_unchanged"] == [True] * STEPS
+        if backend == "ddp":
+            assert record["comm_calls"]["d"].get("g", 0) == 0  # no all-reduce of D in the G step
+            assert record["comm_calls"]["d"]["d"] >= STEPS * N_CRITIC  # one+ bucket per D step
+            assert record["comm_calls"]["g"]["g"] >= STEPS
+
+
+def test_buffer_test_detects_unsynced_batchnorm(tmp_path):
+    """Sensitivity: without the loop's buffer average, the ranks' running stats differ."""
+    rank0, rank1 = probe(tmp_path, [], env=cpu_env(PROBE_PLANT_NO_BUFFER_SYNC="1"))
+    different = [k for k in rank0["state"] if not torch.equal(rank0["state"][k], rank1["state"][k])]
+    assert different and all("running_" in k for k in different)

@@ -1,0 +1,115 @@
+"""Run the REAL training entry point with instruments attached; dump what each rank observed.
+
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 \
+        tests/distributed/trainer_probe.py --probe-out DIR --config configs/quickstart.yaml KEY=VALUE ...
+
+Everything after --probe-out DIR is passed to `distgan.train.main` unchanged. The instruments only
+observe (hooks and wrappers that call through), so the run is the one users get. Each rank writes
+DIR/rank<R>.pt with:
+  latents[step]          the latent batch G received in each D step and G step, with its phase
+  images[step]           the real local batch of each D step
+  comm_calls[model][phase]   DDP communication-hook invocations (all-reduces of gradient buckets)
+  grad_hooks[model][phase]   gradients accumulated into the model's parameters
+  d_grad_unchanged       per G step: D's .grad tensors identical before and after it
+  state                  final g.* and d.* parameters and buffers
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+from distgan import train as train_cli
+from distgan import trainer
+
+record: dict = {
+    "latents": [],
+    "images": [],
+    "comm_calls": {"g": defaultdict(int), "d": defaultdict(int)},
+    "grad_hooks": {"g": defaultdict(int), "d": defaultdict(int)},
+    "d_grad_unchanged": [],
+}
+phase = {"now": "setup"}
+captured = {}
+
+
+def instrument(backend) -> None:
+    captured["backend"] = backend
+    if os.environ.get("PROBE_PLANT_NO_BUFFER_SYNC"):  # sensitivity check: the BatchNorm test must fail
+        backend.sync_buffers = lambda: None
+    for name, wrapped, module in (
+        ("g", backend.generator, backend.generator_module),
+        ("d", backend.discriminator, backend.critic_module),
+    ):
+        if isinstance(wrapped, torch.nn.parallel.DistributedDataParallel):
+
+            def counting_hook(state, bucket, name=name):
+                record["comm_calls"][name][phase["now"]] += 1
+                return allreduce_hook(state, bucket)
+
+            wrapped.register_comm_hook(None, counting_hook)
+        for param in module.parameters():
+            param.register_post_accumulate_grad_hook(
+                lambda p, name=name: record["grad_hooks"][name].__setitem__(
+                    phase["now"], record["grad_hooks"][name][phase["now"]] + 1
+                )
+            )
+    backend.generator_module.register_forward_pre_hook(
+        lambda module, args: record["latents"].append((phase["now"], args[0].detach().cpu().clone()))
+    )
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    out = Path(argv[argv.index("--probe-out") + 1])
+    del argv[argv.index("--probe-out") : argv.index("--probe-out") + 2]
+
+    build_backend, d_step, g_step = trainer.build_backend, trainer.d_step, trainer.g_step
+
+    def probed_build_backend(*args, **kwargs):
+        backend = build_backend(*args, **kwargs)
+        instrument(backend)
+        return backend
+
+    def probed_d_step(backend, cfg, batch, *args, **kwargs):
+        phase["now"] = "d"
+        record["images"].append(batch.images.detach().cpu().clone())
+        return d_step(backend, cfg, batch, *args, **kwargs)
+
+    def probed_g_step(backend, *args, **kwargs):
+        phase["now"] = "g"
+        before = [None if p.grad is None else p.grad.clone() for p in backend.critic_module.parameters()]
+        out = g_step(backend, *args, **kwargs)
+        after = [p.grad for p in backend.critic_module.parameters()]
+        record["d_grad_unchanged"].append(
+            all(
+                (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+                for a, b in zip(before, after, strict=True)
+            )
+        )
+        phase["now"] = "after"
+        return out
+
+    trainer.build_backend, trainer.d_step, trainer.g_step = probed_build_backend, probed_d_step, probed_g_step
+    code = train_cli.main(argv)
+    backend = captured["backend"]
+    record["state"] = {
+        f"{prefix}.{k}": v.detach().float().cpu().clone()
+        for prefix, module in (("g", backend.generator_module), ("d", backend.critic_module))
+        for k, v in module.state_dict().items()
+    }
+    record["comm_calls"] = {k: dict(v) for k, v in record["comm_calls"].items()}
+    record["grad_hooks"] = {k: dict(v) for k, v in record["grad_hooks"].items()}
+    out.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", "0"))
+    torch.save(record, out / f"rank{rank}.pt")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
