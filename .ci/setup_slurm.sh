@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages the Slurm tests need (slurm-wlm, munge).
+# Install the Debian packages the Slurm and multi-node tests need (slurm-wlm, munge, iproute2).
 #
 # Called as root by .ci/run before pytest. Idempotent: when the daemons and
 # client tools are already on PATH it exits at once without touching apt.
@@ -7,7 +7,7 @@
 # configures and starts the daemons itself, in a temporary directory.
 set -euo pipefail
 
-needed=(slurmctld slurmd sbatch scontrol squeue sinfo scancel munged)
+needed=(slurmctld slurmd sbatch scontrol squeue sinfo scancel munged ip)
 
 missing=()
 for tool in "${needed[@]}"; do
@@ -38,5 +38,5 @@ if [ ! -e "$policy" ]; then
 fi
 remove_policy() { if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi; }
 trap remove_policy EXIT
-apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+apt-get install -y -qq --no-install-recommends slurm-wlm munge iproute2 >/dev/null
 echo "setup_slurm: installed slurm-wlm $(dpkg-query -W -f='${Version}' slurm-wlm) and munge $(dpkg-query -W -f='${Version}' munge)"

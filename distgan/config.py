@@ -111,7 +111,9 @@ class ObjectiveConfig:
         _require(self.gp_weight >= 0, f"{prefix}.gp_weight", f"must be >= 0, got {self.gp_weight}")
         _require(self.r1_weight >= 0, f"{prefix}.r1_weight", f"must be >= 0, got {self.r1_weight}")
         _require(
-            0.5 < self.real_label <= 1.0, f"{prefix}.real_label", f"must be in (0.5, 1], got {self.real_label}"
+            0.5 < self.real_label <= 1.0,
+            f"{prefix}.real_label",
+            f"must be in (0.5, 1], got {self.real_label}",
         )
 
 
@@ -267,7 +269,7 @@ class ExperimentConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
-    def validate(self, world_size: int = 1) -> "ExperimentConfig":
+    def validate(self, world_size: int = 1) -> ExperimentConfig:
         """Check every section, then the rules that span sections."""
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate()
@@ -431,9 +433,7 @@ def _apply_override(raw: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def load_config(
-    path: str | Path | None, overrides: list[str] = (), world_size: int = 1
-) -> ExperimentConfig:
+def load_config(path: str | Path | None, overrides: list[str] = (), world_size: int = 1) -> ExperimentConfig:
     """Load YAML `path` (None = all defaults), apply overrides, validate. Raises ConfigError."""
     raw: dict[str, Any] = {}
     if path is not None:

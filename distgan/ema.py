@@ -21,7 +21,7 @@ class GeneratorEMA:
     def update(self, generator: nn.Module, step: int) -> None:
         """ema = d * ema + (1 - d) * current after G step `step`; buffers (BatchNorm stats) copied."""
         ema_params = list(self.model.parameters())
-        params = [p.detach().to(e.dtype) for p, e in zip(generator.parameters(), ema_params)]
+        params = [p.detach().to(e.dtype) for p, e in zip(generator.parameters(), ema_params, strict=True)]
         torch._foreach_lerp_(ema_params, params, 1.0 - self.decay_at(step))
-        for ema_buffer, buffer in zip(self.model.buffers(), generator.buffers()):
+        for ema_buffer, buffer in zip(self.model.buffers(), generator.buffers(), strict=True):
             ema_buffer.copy_(buffer)

@@ -10,7 +10,7 @@ No optimizers, no accelerator, no logging, no `.item()` here: every value stays 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,9 @@ Critic = Callable[..., torch.Tensor]  # critic(x, labels) -> (N,) logits / score
 def nonsaturating_d(d_real: torch.Tensor, d_fake: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
     """BCE-with-logits; `real_label` < 1 is one-sided label smoothing (fake target stays 0)."""
     real_target = torch.full_like(d_real, real_label)
-    return F.binary_cross_entropy_with_logits(
-        d_real, real_target
-    ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    return F.binary_cross_entropy_with_logits(d_real, real_target) + F.binary_cross_entropy_with_logits(
+        d_fake, torch.zeros_like(d_fake)
+    )
 
 
 def nonsaturating_g(d_fake: torch.Tensor) -> torch.Tensor:

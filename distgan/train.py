@@ -29,7 +29,9 @@ DEBUG_STEPS = 10
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m distgan.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="experiment YAML file (see configs/)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. train.steps=200 optim.d.lr=1e-4")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="e.g. train.steps=200 optim.d.lr=1e-4"
+    )
     parser.add_argument(
         "--debug",
         action="store_true",

@@ -49,9 +49,7 @@ class TrainState:
     images_seen: int = 0  # real images consumed by D, all processes together
 
 
-def d_step(
-    backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None
-) -> dict[str, torch.Tensor]:
+def d_step(backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None) -> dict[str, torch.Tensor]:
     """One critic update on a real batch and a fresh fake batch: ONE forward, ONE backward.
 
     `latent` and the penalty's `alpha` are drawn here unless given (equivalence tests fix them).
@@ -194,10 +192,16 @@ def train(cfg: ExperimentConfig, resume: str = "auto", verbose: bool = False) ->
         discriminator = discriminator.to(memory_format=torch.channels_last)
     backend = build_backend(accelerator, cfg, generator, discriminator)
     if cfg.train.compile:
-        backend.generator, backend.discriminator = torch.compile(backend.generator), torch.compile(backend.discriminator)
+        backend.generator, backend.discriminator = (
+            torch.compile(backend.generator),
+            torch.compile(backend.discriminator),
+        )
     ema = GeneratorEMA(backend.generator_module, cfg.train.ema_decay) if cfg.train.ema_decay else None
     if verbose:
-        for name, model in (("generator", backend.generator_module), ("discriminator", backend.critic_module)):
+        for name, model in (
+            ("generator", backend.generator_module),
+            ("discriminator", backend.critic_module),
+        ):
             accelerator.print(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters\n{model}")
 
     # Resume, or start fresh with a different noise stream on every process.

@@ -20,8 +20,15 @@ def run(*args, timeout=300):
 def quickstart_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "quick"
     result = run(
-        "-m", "distgan.train", "--config", "configs/quickstart.yaml",
-        *TINY, "train.steps=4", "checkpoint.every=2", "log.every=2", "log.sample_every=2",
+        "-m",
+        "distgan.train",
+        "--config",
+        "configs/quickstart.yaml",
+        *TINY,
+        "train.steps=4",
+        "checkpoint.every=2",
+        "log.every=2",
+        "log.sample_every=2",
         f"train.out_dir={out}",
     )
     return out, result
@@ -40,7 +47,12 @@ def test_train_writes_the_run_directory_contract(quickstart_run):
     latest = (out / "checkpoints" / "latest").read_text().strip()
     assert latest == "step_0000004"
     ckpt = out / "checkpoints" / latest
-    for name in ("generator.safetensors", "generator_ema.safetensors", "discriminator.safetensors", "meta.json"):
+    for name in (
+        "generator.safetensors",
+        "generator_ema.safetensors",
+        "discriminator.safetensors",
+        "meta.json",
+    ):
         assert (ckpt / name).is_file(), name
     meta = json.loads((ckpt / "meta.json").read_text())
     assert meta["step"] == 4 and meta["world_size"] == 1 and meta["images_seen"] == 64
@@ -55,8 +67,16 @@ def test_sample_npz_contract(quickstart_run, tmp_path):
     images = arrays["images"]
     assert images.dtype == np.uint8 and images.shape == (10, 28, 28, 1)
     assert images.max() > images.min()
-    run("-m", "distgan.sample", "--checkpoint", str(out / "checkpoints" / "step_0000002"),
-        "--num", "9", "--out", str(tmp_path / "grid.png"))
+    run(
+        "-m",
+        "distgan.sample",
+        "--checkpoint",
+        str(out / "checkpoints" / "step_0000002"),
+        "--num",
+        "9",
+        "--out",
+        str(tmp_path / "grid.png"),
+    )
     assert (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -75,8 +95,20 @@ def test_load_generator_in_a_fresh_process(quickstart_run):
 
 def test_sample_rejects_bad_checkpoint(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "distgan.sample", "--checkpoint", str(tmp_path), "--num", "2", "--out", "x.npz"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "distgan.sample",
+            "--checkpoint",
+            str(tmp_path),
+            "--num",
+            "2",
+            "--out",
+            "x.npz",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "not a checkpoint; expected a run directory with checkpoints/latest" in result.stderr
@@ -84,8 +116,17 @@ def test_sample_rejects_bad_checkpoint(tmp_path):
 
 def test_debug_mode_runs_one_process_few_steps(tmp_path):
     out = tmp_path / "dbg"
-    result = run("-m", "distgan.train", "--config", "configs/quickstart.yaml", "--debug",
-                 "model.g_width=8", "model.d_width=8", "data.batch_size=8", f"train.out_dir={out}")
+    result = run(
+        "-m",
+        "distgan.train",
+        "--config",
+        "configs/quickstart.yaml",
+        "--debug",
+        "model.g_width=8",
+        "model.d_width=8",
+        "data.batch_size=8",
+        f"train.out_dir={out}",
+    )
     assert "parameters" in result.stdout  # verbose: model summaries
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 11))

@@ -23,9 +23,15 @@ from distgan.config import ConfigError, ExperimentConfig, config_from_dict, load
         (["objective.loss=wgan"], "objective.loss: must be one of 'nonsaturating', 'wgan-gp', 'hinge'"),
         (["data.resolution=48"], "data.resolution: model.arch=dcgan can make [28, 32, 64] px images, got 48"),
         (["model.channels=2"], "model.channels: must be 1 or 3, got 2"),
-        (["objective.loss=wgan-gp", "model.d_norm=batch"], "model.d_norm: objective.loss=wgan-gp needs a critic"),
+        (
+            ["objective.loss=wgan-gp", "model.d_norm=batch"],
+            "model.d_norm: objective.loss=wgan-gp needs a critic",
+        ),
         (["data.source=toy", "data.path=ring7", "model.arch=mlp"], "data.path: toy dataset must be one of"),
-        (["data.source=toy", "data.path=ring8"], "model.arch: toy 2D data (data.source=toy) needs model.arch=mlp"),
+        (
+            ["data.source=toy", "data.path=ring8"],
+            "model.arch: toy 2D data (data.source=toy) needs model.arch=mlp",
+        ),
         (["data.source=parquet"], "data.path: is required when data.source is 'parquet'"),
         (["train.ema_decay=1.0"], "train.ema_decay: must be in [0, 1), got 1.0"),
         (["objective.real_label=0.3"], "objective.real_label: must be in (0.5, 1], got 0.3"),
@@ -67,7 +73,19 @@ def test_missing_and_invalid_files(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.parametrize("config", ["quickstart", "toy_ring", "toy_grid", "mnist_dcgan", "mnist_wgan", "mnist_cgan", "celeba_dcgan", "celeba_wgan"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        "quickstart",
+        "toy_ring",
+        "toy_grid",
+        "mnist_dcgan",
+        "mnist_wgan",
+        "mnist_cgan",
+        "celeba_dcgan",
+        "celeba_wgan",
+    ],
+)
 def test_shipped_configs_are_valid(config):
     load_config(f"configs/{config}.yaml")
 
@@ -75,9 +93,18 @@ def test_shipped_configs_are_valid(config):
 def test_cli_rejects_bad_input_before_compute(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "distgan.train", "--config", "configs/quickstart.yaml",
-         "optim.d.lr=-1", f"train.out_dir={out}"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "distgan.train",
+            "--config",
+            "configs/quickstart.yaml",
+            "optim.d.lr=-1",
+            f"train.out_dir={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert "error: optim.d.lr: must be > 0, got -1.0" in result.stderr

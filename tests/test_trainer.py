@@ -47,7 +47,9 @@ def test_exact_resume_is_bitwise_equal(tmp_path, fresh_accelerate):
             for key in ("exp_avg", "exp_avg_sq"):
                 assert torch.equal(a[param_id][key], b[param_id][key])
     # and the run really changed the weights (not a trivially equal comparison)
-    assert not torch.equal(weights(split, 3, "generator")["project.weight"], weights(split, 6, "generator")["project.weight"])
+    assert not torch.equal(
+        weights(split, 3, "generator")["project.weight"], weights(split, 6, "generator")["project.weight"]
+    )
     steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
 

@@ -32,4 +32,6 @@ def build_discriminator(cfg: ExperimentConfig) -> nn.Module:
     m = cfg.model
     if m.arch == "mlp":
         return MLPDiscriminator(sample_shape_of(cfg), m.num_classes, m.d_width, m.d_norm, m.d_dropout)
-    return DCGANDiscriminator(m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout)
+    return DCGANDiscriminator(
+        m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout
+    )

@@ -36,9 +36,7 @@ class Generator(nn.Module):
         return self.num_classes > 0
 
     @torch.no_grad()
-    def sample(
-        self, n: int, labels: torch.Tensor | None = None, seed: int | None = None
-    ) -> torch.Tensor:
+    def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
         """Draw `n` samples in the model's output range; labels cycle 0..K-1 when not given."""
         device = next(self.parameters()).device
         rng = torch.Generator(device="cpu")
