@@ -2,14 +2,7 @@
 
 import pytest
 
-TINY = [
-    "model.g_width=8",
-    "model.d_width=8",
-    "data.batch_size=16",
-    "log.every=1",
-    "log.sample_every=0",
-    "log.num_samples=16",
-]
+from tests.launching import TINY_OVERRIDES as TINY  # noqa: F401  (re-exported for tests)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from distgan.config import ConfigError, load_config
 from distgan.deepspeed_backend import deepspeed_config
-from tests.distributed.launching import REPO, TINY_TRAIN, accelerate_launch, run
+from tests.launching import REPO, TINY_TRAIN, accelerate_launch, run
 
 
 def ds_cfg(*extra):

@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tests.distributed.launching import WORKERS, accelerate_launch, cpu_env, free_port, run, worker_pids
+from tests.launching import WORKERS, accelerate_launch, cpu_env, free_port, run, worker_pids
 
 pytestmark = pytest.mark.slow
 WORKER = str(WORKERS / "equivalence_worker.py")

@@ -22,7 +22,7 @@ import pytest
 from distgan import distributed
 from distgan.config import ConfigError, load_config
 from distgan.distributed import DistributedError, adopt_launcher_precision, build_accelerator
-from tests.distributed.launching import REPO, TINY_TRAIN, accelerate_launch, cpu_env, run, worker_pids
+from tests.launching import REPO, TINY_TRAIN, accelerate_launch, cpu_env, run, worker_pids
 
 TIMEOUT_S = 15  # distributed.timeout_s in the dead/hung-rank tests
 

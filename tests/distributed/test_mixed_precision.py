@@ -21,7 +21,7 @@ from distgan.config import load_config
 from distgan.data import Batch
 from distgan.models import build_discriminator, build_generator
 from distgan.objectives import gradient_penalty
-from tests.distributed.launching import REPO, TINY_TRAIN, accelerate_launch, run
+from tests.launching import REPO, TINY_TRAIN, accelerate_launch, run
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.distributed.launching import TINY_TRAIN, WORKERS, accelerate_launch, cpu_env, run
+from tests.launching import TINY_TRAIN, WORKERS, accelerate_launch, cpu_env, run
 
 pytestmark = pytest.mark.slow
 PROBE = str(WORKERS / "trainer_probe.py")

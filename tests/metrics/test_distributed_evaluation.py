@@ -1,10 +1,6 @@
 """Distributed evaluation equals single-process evaluation on the same samples."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import threading
 
 import metrics_eval_worker  # tests/metrics is on sys.path (pytest rootdir-relative import)
@@ -17,6 +13,7 @@ from distgan.data import toy_modes
 from distgan.metrics import evaluate_generator
 from distgan.metrics.evaluation import embed_shared
 from distgan.metrics.extractors import RawExtractor
+from tests.launching import accelerate_launch, run
 
 
 class FifteenModes(torch.nn.Module):
@@ -101,28 +98,8 @@ def test_sharded_evaluation_equals_single_process_for_uneven_shares(world_size):
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path):
-    accelerate = shutil.which("accelerate") or os.path.join(os.path.dirname(sys.executable), "accelerate")
     out = tmp_path / "two.json"
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": os.getcwd()}
-    cmd = [
-        accelerate,
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "29517",
-        "tests/metrics/metrics_eval_worker.py",
-        str(out),
-    ]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run(accelerate_launch(2, "tests/metrics/metrics_eval_worker.py", str(out)), timeout=180)
     two = json.loads(out.read_text())
     assert two.pop("world_size") == 2
     one = metrics_eval_worker.evaluate()

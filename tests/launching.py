@@ -1,4 +1,4 @@
-"""Real multi-process launches for the distributed tests: `accelerate launch` on CPU (gloo).
+"""Real multi-process launches for the tests: `accelerate launch` on CPU (gloo).
 
 FACTS.md: on a machine without CUDA, `ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu
 --num_processes N` forms one real N-process gloo world. Every launch gets a free port so tests
@@ -14,19 +14,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-WORKERS = Path(__file__).resolve().parent
-TINY_TRAIN = [
-    "--config",
-    str(REPO / "configs" / "quickstart.yaml"),
+REPO = Path(__file__).resolve().parents[1]
+WORKERS = Path(__file__).resolve().parent / "distributed"
+# Tiny models and batches: every test run of the trainer takes seconds.
+TINY_OVERRIDES = [
     "model.g_width=8",
     "model.d_width=8",
     "data.batch_size=16",
     "log.every=1",
     "log.sample_every=0",
     "log.num_samples=16",
-    "checkpoint.every=0",
 ]
+TINY_TRAIN = ["--config", str(REPO / "configs" / "quickstart.yaml"), *TINY_OVERRIDES, "checkpoint.every=0"]
 
 
 def free_port() -> int:
