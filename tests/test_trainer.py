@@ -103,10 +103,11 @@ def test_wgan_gp_covers_all_eight_ring_modes(tmp_path, fresh_accelerate):
 
     run = tmp_path / "ring"
     cfg = load_config("configs/toy_ring.yaml", [f"train.out_dir={run}", "train.steps=600", "log.every=100"])
+    assert cfg.objective.loss == "wgan-gp" and cfg.train.n_critic == 5
     assert train(cfg) == 0
-    generator = load_generator(run)
-    points = generator.sample(2000, seed=1).numpy()
+    points = load_generator(run).sample(20_000, seed=1).numpy()
     means, std = toy_modes("ring8")
     counts = _mode_counts(points, means, std)
-    assert (counts > 0).sum() == 8, counts
-    assert counts.sum() > 0.3 * len(points), counts  # a real share lands on the modes
+    assert (counts >= 5).all(), counts  # every mode is generated, within 3 std of its mean
+    # and precisely: a blurry disk of the same radius puts ~0.6% of its samples that close
+    assert counts.sum() > 0.05 * len(points), counts
