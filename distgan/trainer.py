@@ -36,6 +36,7 @@ from distgan.data import Batch, build_train_stream
 from distgan.distributed import build_accelerator
 from distgan.ema import GeneratorEMA
 from distgan.grids import samples_picture, save_png
+from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
 from distgan.tracking import Tracker
 
@@ -179,6 +180,8 @@ def train(cfg: ExperimentConfig, resume: str = "auto", verbose: bool = False) ->
     out_dir = Path(cfg.train.out_dir)
     local_batch = cfg.data.batch_size // world
     torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly)
+    if accelerator.device.type == "cpu":
+        keep_freed_host_memory()  # CPU fast path: no page faults on every step's activations
 
     # Load the training set first: a bad source fails here, before any model is built.
     stream = build_train_stream(cfg, rank, world)

@@ -1,0 +1,319 @@
+"""The measurements behind `python -m distgan.bench`, one function each, and its result rows.
+
+- `time_trainer`: the REAL `distgan.trainer.train()` (backend, d_step, g_step, EMA, logging, stop
+  flag, all of it) fed by a `TimedStream`; its window runs from the first batch of iteration W to
+  the first batch of iteration W+S, so it holds exactly S whole iterations of the loop.
+- `time_reference`: the hand-written loop of bench_reference.py over the same batches.
+- `time_d_steps`: the real `d_step` with the real backend, for the penalty's cost.
+- `collective_costs`: the per-iteration collectives of a multi-process run (stop flag, buffers).
+Timed runs return (wall, process-CPU) seconds: on a shared machine the CPU seconds of a
+one-thread run are the load-robust twin of the wall clock. Every function leaves the process as
+it found it (except that train() on CPU sets host_memory.py's allocator thresholds, process-wide).
+`row`/`table` shape the results; no CLI, no JSON files, no launching here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import itertools
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from distgan.config import ExperimentConfig
+from distgan.data import Batch, build_train_stream
+
+TARGETS = {"overhead_ratio": 0.97, "weak_scaling_efficiency": 0.85, "loader_to_consumption": 3.0}  # issue 6
+
+
+def reset_accelerate() -> None:
+    """Accelerate keeps process-wide singleton state: clear it so the next train() starts fresh."""
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    PartialState._reset_state()
+
+
+def device_sync(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def load_batches(
+    cfg: ExperimentConfig, num: int, synthetic: bool, rank: int = 0, world: int = 1
+) -> list[Batch]:
+    """`num` local batches held in memory: read from the configured source, or random of the same shape.
+
+    Both runs of a comparison consume these, so neither pays for loading (measured on its own).
+    """
+    local = cfg.data.batch_size // world
+    if synthetic:
+        gen = torch.Generator().manual_seed(cfg.train.seed + rank)
+        shape = (2,) if cfg.data.is_toy else (cfg.model.channels, cfg.data.resolution, cfg.data.resolution)
+        classes = max(cfg.model.num_classes, 1)
+        return [
+            Batch(
+                torch.rand(local, *shape, generator=gen) * 2 - 1,
+                torch.randint(0, classes, (local,), generator=gen),
+            )
+            for _ in range(num)
+        ]
+    stream = build_train_stream(cfg, rank, world)
+    try:
+        return [next(stream) for _ in range(num)]
+    finally:
+        stream.close()
+
+
+def batch_index_of_iteration(cfg: ExperimentConfig, iteration: int) -> int:
+    """Index (0-based) of the first real batch that G-step iteration `iteration` consumes."""
+    return sum(cfg.train.n_critic_at(k) for k in range(iteration))
+
+
+def images_in_window(cfg: ExperimentConfig, warmup: int, iterations: int) -> int:
+    """Real images D consumes, all processes together, in iterations [warmup, warmup + iterations)."""
+    batches = batch_index_of_iteration(cfg, warmup + iterations) - batch_index_of_iteration(cfg, warmup)
+    return batches * cfg.data.batch_size
+
+
+class TimedStream:
+    """Stands in for TrainStream inside train(): same interface, plus a clock at two batch indices.
+
+    Serves `source` (a list of batches, cycled, or a real TrainStream) and records
+    (perf_counter(), process_time()) when batch `start` and batch `stop` are requested (after a GPU sync there,
+    so queued work is inside the window it belongs to).
+    """
+
+    def __init__(self, source: list[Batch] | Iterator[Batch], start: int, stop: int, device) -> None:
+        self.inner = source if not isinstance(source, list) else None
+        self._cycle = itertools.cycle(source) if isinstance(source, list) else None
+        self.start, self.stop, self.device = start, stop, device
+        self.count = 0
+        self.marks: dict[int, tuple[float, float]] = {}
+
+    def __iter__(self) -> TimedStream:
+        return self
+
+    def __next__(self) -> Batch:
+        if self.count in (self.start, self.stop):
+            device_sync(self.device)
+            self.marks[self.count] = (time.perf_counter(), time.process_time())
+        self.count += 1
+        return next(self._cycle) if self.inner is None else next(self.inner)
+
+    def seconds(self) -> tuple[float, float]:
+        (wall0, cpu0), (wall1, cpu1) = self.marks[self.start], self.marks[self.stop]
+        return wall1 - wall0, cpu1 - cpu0
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict() if self.inner is not None else {"count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        raise RuntimeError("a benchmark run never resumes")
+
+    @property
+    def stats(self) -> dict:
+        return self.inner.stats if self.inner is not None else {}
+
+    def describe(self) -> str:
+        return "benchmark: timed stream" + (
+            f" over {self.inner.describe()}" if self.inner else " (in memory)"
+        )
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+def bench_config(cfg: ExperimentConfig, steps: int, out_dir: str) -> ExperimentConfig:
+    """The run's config: its own directory, checkpoint and sample grid only after the timed window."""
+    cfg = copy.deepcopy(cfg)
+    cfg.train.steps, cfg.train.out_dir = steps, out_dir
+    cfg.checkpoint.every, cfg.checkpoint.keep_last = 0, 1
+    cfg.log.sample_every, cfg.log.wandb.mode = 0, "disabled"
+    cfg.eval.every = 0
+    return cfg
+
+
+def time_trainer(
+    cfg: ExperimentConfig,
+    source: list[Batch] | Iterator[Batch],
+    warmup: int,
+    iterations: int,
+    device,
+    run_dir: str | None = None,
+) -> tuple[float, float]:
+    """Seconds that `iterations` whole iterations of the real train() loop take after `warmup`.
+
+    `run_dir`: the run directory, shared by all ranks of a multi-process run (default: a temp dir).
+    """
+    import distgan.trainer as trainer
+
+    stream = TimedStream(
+        source,
+        batch_index_of_iteration(cfg, warmup),
+        batch_index_of_iteration(cfg, warmup + iterations),
+        device,
+    )
+    original = trainer.build_train_stream
+    trainer.build_train_stream = lambda *args, **kwargs: stream
+    try:
+        with tempfile.TemporaryDirectory(prefix="distgan-bench-") as tmp:
+            run_cfg = bench_config(
+                cfg, warmup + iterations + 1, run_dir or tmp
+            )  # +1: the stop mark is requested
+            reset_accelerate()
+            with contextlib.redirect_stdout(io.StringIO()):  # the trainer's console lines, not ours
+                code = trainer.train(run_cfg, resume="never")
+            if code != 0:
+                raise RuntimeError(f"train() returned {code} during the benchmark")
+    finally:
+        trainer.build_train_stream = original
+        reset_accelerate()
+    return stream.seconds()
+
+
+def time_reference(
+    cfg: ExperimentConfig, batches: list[Batch], warmup: int, iterations: int, device
+) -> tuple[float, float]:
+    from distgan.bench_reference import reference_loop
+
+    return reference_loop(cfg, itertools.cycle(batches), warmup, iterations, device)
+
+
+def penalty_variants(cfg: ExperimentConfig) -> tuple[ExperimentConfig, ExperimentConfig]:
+    """(critic step WITH the WGAN-GP penalty, the same step without it) on the config's models."""
+    with_gp, plain = copy.deepcopy(cfg), copy.deepcopy(cfg)
+    for variant in (with_gp, plain):
+        variant.objective.loss, variant.objective.r1_weight = "wgan-gp", 0.0
+    configured = cfg.objective.loss == "wgan-gp" and cfg.objective.gp_weight > 0
+    with_gp.objective.gp_weight = cfg.objective.gp_weight if configured else 10.0  # the paper's lambda
+    plain.objective.gp_weight = 0.0
+    return with_gp, plain
+
+
+def time_d_steps(
+    cfg: ExperimentConfig, batches: list[Batch], steps: int, rounds: int
+) -> list[tuple[float, float]]:
+    """Per round: (seconds per D step with the penalty, without), real backend and d_step, alternated."""
+    from distgan.backends import build_backend
+    from distgan.distributed import build_accelerator
+    from distgan.models import build_discriminator, build_generator
+    from distgan.trainer import d_step
+
+    with_gp, plain = penalty_variants(cfg)
+    reset_accelerate()
+    try:
+        accelerator = build_accelerator(cfg)
+        torch.manual_seed(cfg.train.seed)
+        backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
+        device_batches = [b.to(accelerator.device) for b in batches]
+        feed = itertools.cycle(device_batches)
+
+        def run(variant: ExperimentConfig) -> float:
+            device_sync(accelerator.device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                d_step(backend, variant, next(feed))
+            device_sync(accelerator.device)
+            return (time.perf_counter() - start) / steps
+
+        run(with_gp), run(plain)  # warm-up: allocator, kernels, autograd graphs
+        results = []
+        for r in range(rounds):
+            order = (with_gp, plain) if r % 2 == 0 else (plain, with_gp)
+            timed = {id(v): run(v) for v in order}
+            results.append((timed[id(with_gp)], timed[id(plain)]))
+        return results
+    finally:
+        reset_accelerate()
+
+
+class _CountFlops(TorchDispatchMode):
+    """Adds up torch's FLOP formulas (matmuls, convolutions) for every op that runs below autograd.
+
+    torch's FlopCounterMode also tracks modules with backward hooks, which break the penalty's
+    `autograd.grad` on a leaf input; counting at the dispatch level alone sees the forward, the
+    backward and the double backward alike.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def model_flops_per_iteration(cfg: ExperimentConfig, batches: list[Batch], device) -> int:
+    """Model FLOPs of one iteration (n_critic D steps + 1 G step) of the hand-written loop."""
+    with _CountFlops() as counter:
+        time_reference(cfg, batches, 0, 1, device)
+    return counter.total
+
+
+def collective_costs(accelerator, modules: list[torch.nn.Module], calls: int) -> dict[str, float]:
+    """Microseconds per call of the loop's per-iteration collectives in the current world."""
+    from distgan.distributed import average_buffers
+
+    accelerator.wait_for_everyone()
+    start = time.perf_counter()
+    for _ in range(calls):
+        accelerator.check_trigger()  # StopRequest.agreed(): one all-reduce + .item()
+    stop_flag = (time.perf_counter() - start) / calls * 1e6
+    accelerator.wait_for_everyone()
+    start = time.perf_counter()
+    for _ in range(calls):
+        average_buffers(modules)  # backend.sync_buffers()
+    device_sync(accelerator.device)
+    buffers = (time.perf_counter() - start) / calls * 1e6
+    return {"stop_flag_allreduce_us": stop_flag, "buffer_allreduce_us": buffers}
+
+
+# ---------------------------------------------------------------- result rows and the table
+
+
+def spread(values: list[float]) -> dict:
+    return {"runs": values, "min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def row(label: str, value, unit: str = "", target: float | None = None, note: str = "", **extra) -> dict:
+    met = None if target is None or value is None else bool(value >= target)
+    return {"label": label, "value": value, "unit": unit, "target": target, "met": met, "note": note, **extra}
+
+
+def max_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def shown(r: dict) -> str:
+    value = r["value"]
+    if value is None:
+        return "n/a"
+    text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+    if "runs" in r and len(r["runs"]) > 1:
+        text += f"  [{r['min']:.3g} .. {r['max']:.3g}]"
+    return f"{text} {r['unit']}".rstrip()
+
+
+def table(rows: dict[str, dict]) -> str:
+    lines = [f"{'measure':<52} {'value  [min .. max]':<34} {'target':<12}", "-" * 100]
+    for r in rows.values():
+        target = "" if r["target"] is None else f">= {r['target']:g} " + ("met" if r["met"] else "MISSED")
+        lines.append(f"{r['label']:<52} {shown(r):<34} {target:<12} {r['note']}".rstrip())
+    return "\n".join(lines)
