@@ -82,11 +82,24 @@ def test_crash_mid_save_keeps_latest_on_previous_checkpoint(tmp_path, fresh_acce
     assert not list(checkpoints.glob(".tmp-*"))  # the torn temp dir was cleaned up
 
 
-def test_keep_last_prunes_old_checkpoints(tmp_path, fresh_accelerate):
+def test_keep_last_clipping_and_critic_boost(tmp_path, fresh_accelerate):
     run = tmp_path / "run"
-    assert train(tiny_cfg(run, "train.steps=5", "checkpoint.every=1", "checkpoint.keep_last=2")) == 0
+    cfg = tiny_cfg(
+        run,
+        "train.steps=5",
+        "checkpoint.every=1",
+        "checkpoint.keep_last=2",
+        "optim.grad_clip=0.5",
+        "train.critic_boost_steps=2",
+        "train.critic_boost_n_critic=3",
+    )
+    assert train(cfg) == 0
     names = sorted(p.name for p in (run / "checkpoints").glob("step_*"))
     assert names == ["step_0000004", "step_0000005"]
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    # 3 D steps before each of the first 2 G steps, then 1: images seen after each G step
+    assert [r["images_seen"] for r in records] == [16 * n for n in (3, 6, 7, 8, 9)]
+    assert all(r["d_grad_norm"] > 0 and r["g_grad_norm"] > 0 for r in records)  # norms before clipping
 
 
 def _mode_counts(points: np.ndarray, means: np.ndarray, std: float) -> np.ndarray:
