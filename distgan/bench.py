@@ -6,6 +6,9 @@
         data.path=/tmp/celeba_standin --steps 3 --warmup 1 --repeats 3 --out bench_celeba.json
     python -m distgan.bench --config configs/quickstart.yaml --tiny       # CI smoke run (< 1 min)
     python -m distgan.bench --config configs/quickstart.yaml --fastpath   # each fast-path option vs default
+    # one GPU: DCGAN-64 WGAN-GP in bf16; MFU against the card's bf16 peak (or --peak-tflops)
+    python -m distgan.bench --config configs/celeba_wgan.yaml train.mixed_precision=bf16 \
+        --data synthetic --skip loader,scaling --tf32 --out bench_gpu.json
 
 Prints a table and writes JSON ("rows": one entry per table row). All runs are in-process
 and alternated run by run; ratios are per pair, reported as min/median/max:
@@ -23,6 +26,7 @@ import os
 import platform
 import statistics
 import sys
+import traceback
 from pathlib import Path
 
 import torch
@@ -34,8 +38,9 @@ from distgan.config import ExperimentConfig, load_config
 TINY = ["model.g_width=8", "model.d_width=8", "data.batch_size=16", "data.num_workers=0", "log.num_samples=4"]
 # dense bf16 peaks by device-name substring, first match wins (no sparsity)
 BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0}
-FASTPATH = ["train.channels_last=true", "optim.implementation=foreach", "optim.implementation=fused"]
-COMPILE = "train.compile=true"
+FASTPATH = (
+    "train.channels_last=true,optim.implementation=foreach,optim.implementation=fused,train.compile=true"
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=20, help="timed G-step iterations per run")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations before the window")
     p.add_argument("--scaling-repeats", type=int, default=3, help="1-process / 2-process launch pairs")
+    p.add_argument("--scaling-steps", type=int, help="timed iterations per scaling run (default: --steps)")
     p.add_argument("--tiny", action="store_true", help="tiny models, 2 steps, 1 repeat: CI smoke run")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     p.add_argument(
@@ -55,9 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--data", choices=("real", "synthetic"), default="real", help="batches for (a)/(b)")
     p.add_argument("--loader-batches", type=int, default=20, help="batches timed for loader throughput")
-    p.add_argument("--skip", default="", help="comma list of sections to skip: scaling, loader, penalty")
+    p.add_argument(
+        "--skip", default="", help="comma list of sections to skip: overhead, loader, penalty, flops, scaling"
+    )
     p.add_argument("--fastpath", action="store_true", help="also time each fast-path option vs the default")
-    p.add_argument("--compile", action="store_true", help="with --fastpath: also train.compile=true (slow)")
+    p.add_argument("--fastpath-options", default=FASTPATH, help="comma list of overrides timed by --fastpath")
     p.add_argument("--tf32", action="store_true", help="GPU: allow TF32 matmuls/convs in both loops")
     p.add_argument("--peak-tflops", type=float, help="accelerator peak for MFU (default: known GPUs, bf16)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one rank of section (d)
@@ -66,6 +74,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.tiny:
         args.overrides = TINY + args.overrides
         args.steps, args.warmup, args.repeats, args.scaling_repeats, args.loader_batches = 2, 1, 1, 1, 3
+        args.scaling_steps = None
+    args.scaling_steps = args.scaling_steps or args.steps
     return args
 
 
@@ -189,7 +199,7 @@ def fastpath(args, cfg_path: str, overrides: list[str], batches, device: torch.d
     """Each option's (a) throughput over the default's, alternated run by run."""
     base = load_config(cfg_path, overrides)
     out = {}
-    for option in FASTPATH + ([COMPILE] if args.compile else []):
+    for option in [o.strip() for o in args.fastpath_options.split(",") if o.strip()]:
         cfg = load_config(cfg_path, [*overrides, option])
         ratio, cpu_ratio = [], []
         for r in range(args.repeats):
@@ -247,25 +257,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.tf32 and device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     load_before = os.getloadavg()
-    try:
+    try:  # bad input fails before anything is timed
         cfg = load_config(args.config, args.overrides)
         batches = runs.load_batches(cfg, 8, args.data == "synthetic")
-        rows = overhead(args, cfg, batches, device)
-        if "loader" not in skip:
-            rows.update(loader(args, cfg, device, rows["trainer_images_per_sec"]["value"]))
-        if "penalty" not in skip:
-            rows.update(penalty(args, cfg, batches))
-        rows.update(flops(args, cfg, batches, device, rows["trainer_images_per_sec"]["value"]))
-        if "scaling" not in skip:
-            rows.update(scaling(args, cfg))
-        rows["peak_rss_mib_bench"] = row(
-            "(e) peak RSS of this process ((a)+(b)+...)", runs.max_rss_mib(), "MiB"
-        )
-        if args.fastpath:
-            rows.update(fastpath(args, args.config, args.overrides, batches, device))
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    sections = {
+        "overhead": lambda: overhead(args, cfg, batches, device),
+        "loader": lambda: loader(args, cfg, device, rows["trainer_images_per_sec"]["value"]),
+        "penalty": lambda: penalty(args, cfg, batches),
+        "flops": lambda: flops(args, cfg, batches, device, rows["trainer_images_per_sec"]["value"]),
+        "scaling": lambda: scaling(args, cfg),
+        "fastpath": lambda: fastpath(args, args.config, args.overrides, batches, device),
+    }
+    rows: dict[str, dict] = {}
+    failed = []
+    for name, measure in sections.items():
+        if name in skip or (name == "fastpath" and not args.fastpath):
+            continue
+        if name in ("loader", "flops") and "trainer_images_per_sec" not in rows:
+            continue  # both are relative to (a)
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        try:  # one failing section must not lose the others' minutes of measurements
+            rows.update(measure())
+        except Exception as err:  # reported in the table and JSON, and in the exit code
+            failed.append(name)
+            rows[f"{name}_error"] = row(f"{name}: FAILED", None, note=f"{type(err).__name__}: {err}"[:300])
+            traceback.print_exc()
+    rows["peak_rss_mib_bench"] = row("(e) peak RSS of this process ((a)+(b)+...)", runs.max_rss_mib(), "MiB")
     result = {
         "config": args.config,
         "overrides": args.overrides,
@@ -296,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))
         print(f"wrote {args.out}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

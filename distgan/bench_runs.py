@@ -265,22 +265,37 @@ def model_flops_per_iteration(cfg: ExperimentConfig, batches: list[Batch], devic
     return counter.total
 
 
-def collective_costs(accelerator, modules: list[torch.nn.Module], calls: int) -> dict[str, float]:
-    """Microseconds per call of the loop's per-iteration collectives in the current world."""
-    from distgan.distributed import average_buffers
+def collective_costs(accelerator, cfg: ExperimentConfig, calls: int) -> dict[str, float]:
+    """Microseconds per iteration of the loop's collectives in the current world, one kind at a time.
 
-    accelerator.wait_for_everyone()
-    start = time.perf_counter()
-    for _ in range(calls):
-        accelerator.check_trigger()  # StopRequest.agreed(): one all-reduce + .item()
-    stop_flag = (time.perf_counter() - start) / calls * 1e6
-    accelerator.wait_for_everyone()
-    start = time.perf_counter()
-    for _ in range(calls):
-        average_buffers(modules)  # backend.sync_buffers()
-    device_sync(accelerator.device)
-    buffers = (time.perf_counter() - start) / calls * 1e6
-    return {"stop_flag_allreduce_us": stop_flag, "buffer_allreduce_us": buffers}
+    The stop flag and the BatchNorm buffers are the loop's own; the gradient all-reduce (one flat
+    tensor per model, D n_critic times) is what DDP has to move anyway, for scale.
+    """
+    from distgan.distributed import average_buffers
+    from distgan.models import build_discriminator, build_generator
+
+    generator, critic = build_generator(cfg), build_discriminator(cfg)
+    grads = [torch.zeros(sum(p.numel() for p in m.parameters())) for m in (generator, critic)]
+    n_critic = cfg.train.n_critic
+
+    def per_call(step) -> float:
+        accelerator.wait_for_everyone()
+        start = time.perf_counter()
+        for _ in range(calls):
+            step()
+        device_sync(accelerator.device)
+        return (time.perf_counter() - start) / calls * 1e6
+
+    def gradients() -> None:
+        for _ in range(n_critic):
+            torch.distributed.all_reduce(grads[1])
+        torch.distributed.all_reduce(grads[0])
+
+    return {
+        "stop_flag_allreduce_us": per_call(accelerator.check_trigger),  # StopRequest.agreed()
+        "buffer_allreduce_us": per_call(lambda: average_buffers([generator, critic])),  # sync_buffers()
+        "gradient_allreduce_us": per_call(gradients),
+    }
 
 
 # ---------------------------------------------------------------- result rows and the table

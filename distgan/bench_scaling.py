@@ -30,7 +30,6 @@ from distgan.config import ExperimentConfig, load_config
 def worker(args: argparse.Namespace) -> int:
     """One rank of a 1- or 2-process run: collectives' cost, then the timed train(), then a JSON file."""
     from distgan.distributed import build_accelerator, launched_world_size
-    from distgan.models import build_discriminator, build_generator
 
     torch.set_num_threads(1)
     world, rank = launched_world_size(), int(os.environ.get("RANK", "0"))
@@ -38,9 +37,7 @@ def worker(args: argparse.Namespace) -> int:
     batches = runs.load_batches(cfg, 8, args.data == "synthetic", rank, world)
     result = {"rank": rank, "world": world}
     if world > 1:
-        accelerator = build_accelerator(cfg)
-        modules = [build_generator(cfg), build_discriminator(cfg)]
-        result.update(runs.collective_costs(accelerator, modules, calls=100))
+        result.update(runs.collective_costs(build_accelerator(cfg), cfg, calls=50))
     seconds, cpu_seconds = runs.time_trainer(
         cfg, batches, args.warmup, args.steps, "cpu", f"{args.result}.run"
     )
@@ -65,7 +62,7 @@ def launch_worker(args: argparse.Namespace, cfg: ExperimentConfig, processes: in
         launcher += ["--num_machines", "1", "--mixed_precision", cfg.train.mixed_precision]
         launcher += ["--dynamo_backend", "no", "--main_process_port", str(port), "-m"]
     prefix = [sys.executable, "-m", *launcher, "distgan.bench"]
-    command = [*prefix, "--config", args.config, *overrides, "--worker", "--steps", str(args.steps)]
+    command = [*prefix, "--config", args.config, *overrides, "--worker", "--steps", str(args.scaling_steps)]
     command += ["--warmup", str(args.warmup), "--data", args.data, "--result", str(out)]
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", WANDB_MODE="disabled")
     env.setdefault("HF_HUB_OFFLINE", "1")
@@ -86,9 +83,10 @@ def scaling(args: argparse.Namespace, cfg: ExperimentConfig) -> dict[str, dict]:
             one.append(got[1][0]), two.append(got[2])
             efficiency.append(got[2][0]["images_per_sec"] / (2 * got[1][0]["images_per_sec"]))
             cpu_efficiency.append(got[1][0]["cpu_seconds"] / max(rk["cpu_seconds"] for rk in got[2]))
-    iteration_s = statistics.median(ranks[0]["seconds"] for ranks in two) / args.steps
+    iteration_s = statistics.median(ranks[0]["seconds"] for ranks in two) / args.scaling_steps
     stop_us = statistics.median(max(rk["stop_flag_allreduce_us"] for rk in ranks) for ranks in two)
     buffer_us = statistics.median(max(rk["buffer_allreduce_us"] for rk in ranks) for ranks in two)
+    gradient_us = statistics.median(max(rk["gradient_allreduce_us"] for rk in ranks) for ranks in two)
     ips1 = [w["images_per_sec"] for w in one]
     ips2 = [ranks[0]["images_per_sec"] for ranks in two]
     target = TARGETS["weak_scaling_efficiency"]
@@ -113,10 +111,19 @@ def scaling(args: argparse.Namespace, cfg: ExperimentConfig) -> dict[str, dict]:
             note="load-robust: the extra work DDP adds",
             **spread(cpu_efficiency),
         ),
-        "stop_flag_allreduce_us": row("per-step stop-flag all-reduce (2 proc)", stop_us, "us"),
-        "buffer_allreduce_us": row("per-step BatchNorm buffer all-reduce (2 proc)", buffer_us, "us"),
+        "stop_flag_allreduce_us": row("stop-flag all-reduce per iteration (2 proc)", stop_us, "us"),
+        "buffer_allreduce_us": row("BatchNorm buffer all-reduce per iteration (2 proc)", buffer_us, "us"),
         "collectives_fraction": row(
-            "both, as a fraction of one iteration", (stop_us + buffer_us) * 1e-6 / iteration_s, ""
+            "stop flag + buffers, as a fraction of one iteration",
+            (stop_us + buffer_us) * 1e-6 / iteration_s,
+            "",
+        ),
+        "gradient_allreduce_us": row("gradient all-reduce per iteration (2 proc)", gradient_us, "us"),
+        "gradient_allreduce_fraction": row(
+            "gradients, as a fraction of one iteration",
+            gradient_us * 1e-6 / iteration_s,
+            "",
+            note="for scale",
         ),
         "peak_rss_mib_one_process": row(
             "(e) peak RSS, 1-process training", statistics.median(w["max_rss_mib"] for w in one), "MiB"
