@@ -294,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup": args.warmup,
             "repeats": args.repeats,
             "scaling_repeats": args.scaling_repeats,
+            "scaling_steps": args.scaling_steps,
             "data": args.data,
             "tiny": args.tiny,
             "batch_size": cfg.data.batch_size,

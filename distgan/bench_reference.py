@@ -48,9 +48,9 @@ def _generator_loss(cfg: ExperimentConfig, d_fake: torch.Tensor) -> torch.Tensor
     return -d_fake.mean()
 
 
-def _penalty(cfg, critic, real, fake, labels, device) -> torch.Tensor:
-    """WGAN-GP on interpolates and/or R1 on reals: input gradients with a graph, one backward later."""
-    total = torch.zeros((), device=device)
+def _penalty(cfg, critic, real, fake, labels, device) -> torch.Tensor | None:
+    """WGAN-GP and/or R1 (None without either): input gradients with a graph, ONE backward later."""
+    total = None
     if cfg.objective.loss == "wgan-gp" and cfg.objective.gp_weight > 0:
         alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=device)
         x_hat = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
@@ -58,13 +58,14 @@ def _penalty(cfg, critic, real, fake, labels, device) -> torch.Tensor:
             scores = critic(x_hat, labels)
         (grads,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True)
         norms = grads.float().flatten(1).norm(2, dim=1)
-        total = total + cfg.objective.gp_weight * ((norms - 1.0) ** 2).mean()
+        total = cfg.objective.gp_weight * ((norms - 1.0) ** 2).mean()
     if cfg.objective.r1_weight > 0:
         x = real.detach().requires_grad_(True)
         with _autocast(cfg, device):
             scores = critic(x, labels)
         (grads,) = torch.autograd.grad(scores.float().sum(), x, create_graph=True)
-        total = total + 0.5 * cfg.objective.r1_weight * grads.float().flatten(1).pow(2).sum(1).mean()
+        r1 = 0.5 * cfg.objective.r1_weight * grads.float().flatten(1).pow(2).sum(1).mean()
+        total = r1 if total is None else total + r1
     return total
 
 
@@ -109,7 +110,8 @@ def reference_loop(
                     both = None if labels is None else torch.cat([labels, labels])
                     d_real, d_fake = critic(torch.cat([real, fake]), both).chunk(2)
             loss_d = _critic_loss(cfg, d_real.float(), d_fake.float())
-            loss_d = loss_d + _penalty(cfg, critic, real, fake, labels, device)
+            penalty = _penalty(cfg, critic, real, fake, labels, device)
+            loss_d = loss_d if penalty is None else loss_d + penalty
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()

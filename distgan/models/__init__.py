@@ -5,18 +5,12 @@ from __future__ import annotations
 from torch import nn
 
 from distgan.config import ExperimentConfig
+from distgan.data.batch import sample_shape as sample_shape_of
 from distgan.models.base import Generator
 from distgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from distgan.models.mlp import MLPDiscriminator, MLPGenerator
 
 __all__ = ["Generator", "build_generator", "build_discriminator", "sample_shape_of"]
-
-
-def sample_shape_of(cfg: ExperimentConfig) -> tuple[int, ...]:
-    """(2,) for toy 2D points, else (channels, resolution, resolution)."""
-    if cfg.data.is_toy:
-        return (2,)
-    return (cfg.model.channels, cfg.data.resolution, cfg.data.resolution)
 
 
 def build_generator(cfg: ExperimentConfig) -> Generator:
