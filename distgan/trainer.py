@@ -183,6 +183,11 @@ def train(cfg: ExperimentConfig, resume: str = "auto", verbose: bool = False) ->
     if accelerator.device.type == "cpu":
         keep_freed_host_memory()  # CPU fast path: no page faults on every step's activations
 
+    # A bad --resume path fails here, before any data is read.
+    resume_from = {"auto": lambda: latest_checkpoint(out_dir), "never": lambda: None}.get(
+        resume, lambda: resolve_checkpoint(resume)
+    )()
+
     # Load the training set first: a bad source fails here, before any model is built.
     stream = build_train_stream(cfg, rank, world)
     accelerator.print(stream.describe())
@@ -210,9 +215,6 @@ def train(cfg: ExperimentConfig, resume: str = "auto", verbose: bool = False) ->
     # Resume, or start fresh with a different noise stream on every process.
     state = TrainState()
     checkpointer = Checkpointer(out_dir, accelerator, backend, cfg.checkpoint.keep_last)
-    resume_from = {"auto": lambda: latest_checkpoint(out_dir), "never": lambda: None}.get(
-        resume, lambda: resolve_checkpoint(resume)
-    )()
     if resume_from is not None:
         meta, rank_state = checkpointer.load(resume_from)  # also restores every rank's RNG
         state = TrainState(step=meta["step"], images_seen=meta["images_seen"])
