@@ -22,19 +22,21 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from distgan.config import ExperimentConfig
+from distgan.errors import CheckpointError
+
 LATEST = "latest"
+EMA_WEIGHTS = "generator_ema"  # <checkpoint>/generator_ema.safetensors (DESIGN.md)
 TMP_PREFIX = ".tmp-"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint path that cannot be used: the message says what was expected."""
 
 
 def checkpoint_name(step: int) -> str:
@@ -84,20 +86,67 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return resolve_checkpoint(Path(run_dir))
 
 
+def resume_point(resume: str, run_dir: str | Path) -> Path | None:
+    """--resume: auto (the run's latest checkpoint, if any), never, or a PATH (must be a checkpoint)."""
+    if resume == "never":
+        return None
+    if resume == "auto":
+        return latest_checkpoint(run_dir)
+    return resolve_checkpoint(resume)
+
+
 def read_meta(checkpoint_dir: Path) -> dict[str, Any]:
     return json.loads((checkpoint_dir / "meta.json").read_text())
 
 
-class Checkpointer:
-    """Saves and restores the trainer's state through an Accelerator, atomically."""
+@dataclass
+class TrainState:
+    step: int = 0  # G steps done
+    images_seen: int = 0  # real images consumed by D, all processes together
 
-    def __init__(self, run_dir: str | Path, accelerator, backend, keep_last: int) -> None:
+
+class Checkpointer:
+    """Saves and restores the whole training state (models, EMA, optimizers, data position, meta).
+
+    What is saved: the backend's state (optimizers, scaler, RNG per rank; its own format), the
+    contract's safetensors weights (generator, discriminator, generator_ema), this rank's data
+    position, meta.json and the resolved config.
+    """
+
+    def __init__(self, run_dir, accelerator, backend, cfg: ExperimentConfig, ema, stream, machines: int = 1):
         self.root = Path(run_dir) / "checkpoints"
         self.accelerator = accelerator  # ranks and barriers
         self.backend = backend  # writes/reads optimizer, scaler and RNG state in its own format
-        self.keep_last = keep_last
+        self.cfg, self.ema, self.stream, self.machines = cfg, ema, stream, machines
+        self.keep_last = cfg.checkpoint.keep_last
 
-    def save(
+    def save(self, state: TrainState) -> Path:
+        """Collective: every process must call it. Returns the final checkpoint directory."""
+        weights = {"generator": self.backend.generator_module, "discriminator": self.backend.critic_module}
+        if self.ema is not None:
+            weights[EMA_WEIGHTS] = self.ema.model
+        meta = {
+            "images_seen": state.images_seen,
+            "world_size": self.accelerator.num_processes,
+            "num_machines": self.machines,
+            "backend": self.cfg.distributed.backend,
+            "mixed_precision": self.cfg.train.mixed_precision,
+            "config_hash": self.cfg.hash(),
+            "versions": torch_versions(),
+        }
+        config_yaml = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
+        return self._write(state.step, weights, meta, {"data": self.stream.state_dict()}, config_yaml)
+
+    def restore(self, checkpoint_dir: Path) -> TrainState:
+        """Restore every rank's backend state, RNG, EMA and data position; return the counters."""
+        meta, rank_state = self._read(checkpoint_dir)
+        self.stream.load_state_dict(rank_state["data"])
+        if self.ema is not None:
+            load_weights(self.ema.model, checkpoint_dir / f"{EMA_WEIGHTS}.safetensors")
+        self.accelerator.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
+        return TrainState(step=meta["step"], images_seen=meta["images_seen"])
+
+    def _write(
         self,
         step: int,
         weights: dict[str, nn.Module],
@@ -105,7 +154,6 @@ class Checkpointer:
         rank_state: dict[str, Any],
         config_yaml: str,
     ) -> Path:
-        """Collective: every process must call it. Returns the final checkpoint directory."""
         acc = self.accelerator
         name = checkpoint_name(step)
         tmp = self.root / f"{TMP_PREFIX}{name}"
@@ -145,7 +193,7 @@ class Checkpointer:
         for old in complete[: -self.keep_last]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def load(self, checkpoint_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _read(self, checkpoint_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """Restore the backend's state; return (meta, this process's rank_state)."""
         acc = self.accelerator
         meta = read_meta(checkpoint_dir)

@@ -26,10 +26,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from distgan.checkpoint import CheckpointError, read_meta, resolve_checkpoint
-from distgan.config import EVAL_EXTRACTORS, ConfigError, ExperimentConfig
-from distgan.data import DataError
-from distgan.distributed import DistributedError
+from distgan.checkpoint import read_meta, resolve_checkpoint
+from distgan.config import EVAL_EXTRACTORS, ExperimentConfig
+from distgan.data import evaluation_data
+from distgan.distributed import check_world
+from distgan.errors import UserError, report
 from distgan.generation import load_generator, load_run_config
 from distgan.metrics import (
     MetricsError,
@@ -77,14 +78,8 @@ def _accelerator():
     import torch
     from accelerate import Accelerator
 
-    from distgan.distributed import launched_world_size
-
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    if accelerator.num_processes != launched_world_size():
-        raise DistributedError(
-            f"the launcher started {launched_world_size()} processes but this one sees a world of "
-            f"{accelerator.num_processes}; on CPU use ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu ..."
-        )
+    check_world(accelerator)  # the same refusal as training: N launched processes, N worlds of 1
     return accelerator
 
 
@@ -100,22 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ema", action="store_true", help="evaluate the raw generator, not its EMA")
     args = parser.parse_args(argv)
     try:
-        checkpoint, cfg, metrics, num = _prepare(args)
-    except (CheckpointError, ConfigError, MetricsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return evaluate(args)
+    except UserError as err:  # every rank fails the same way before any sample: no rank hangs
+        return report(err)
 
-    try:
-        accelerator = _accelerator()
-    except DistributedError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+
+def evaluate(args: argparse.Namespace) -> int:
+    checkpoint, cfg, metrics, num = _prepare(args)
+    accelerator = _accelerator()
     rank, world_size, device = accelerator.process_index, accelerator.num_processes, accelerator.device
-    try:  # extractor weights and real data: still before any sample is generated
-        reference = prepare_evaluation(cfg, metrics, num, rank, world_size, accelerator.gather, device)
-    except (DataError, MetricsError) as err:
-        print(f"error: {err}", file=sys.stderr)  # every rank fails the same way: no rank hangs
-        return 2
+    real, modes = evaluation_data(cfg, num)  # extractor and real data: still before any sample
+    reference = prepare_evaluation(
+        cfg, metrics, num, rank, world_size, accelerator.gather, device, real=real, modes=modes
+    )
     generator = load_generator(checkpoint, ema=not args.no_ema, device=device)
     results = evaluate_generator(
         generator, cfg, metrics, num, rank, world_size, accelerator.gather, device,

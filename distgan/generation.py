@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from distgan.checkpoint import load_weights, resolve_checkpoint
+from distgan.checkpoint import EMA_WEIGHTS, load_weights, resolve_checkpoint
 from distgan.config import ExperimentConfig, config_from_dict
 from distgan.models import Generator, build_generator
 
@@ -25,7 +25,7 @@ def load_generator(path: str | Path, ema: bool = True, device: str = "cpu") -> G
     checkpoint = resolve_checkpoint(path)
     cfg = load_run_config(checkpoint)
     generator = build_generator(cfg)
-    weights = checkpoint / "generator_ema.safetensors"
+    weights = checkpoint / f"{EMA_WEIGHTS}.safetensors"
     if not (ema and weights.is_file()):
         weights = checkpoint / "generator.safetensors"
     load_weights(generator, weights)

@@ -53,6 +53,14 @@ def hinge_g(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean()
 
 
+# objective.loss -> (D term of (d_real, d_fake, objective), G term of d_fake): the one dispatch table.
+ADVERSARIAL: dict[str, tuple[Callable[..., torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
+    "nonsaturating": (lambda real, fake, obj: nonsaturating_d(real, fake, obj.real_label), nonsaturating_g),
+    "wgan-gp": (lambda real, fake, obj: wasserstein_d(real, fake), wasserstein_g),
+    "hinge": (lambda real, fake, obj: hinge_d(real, fake), hinge_g),
+}
+
+
 # ---------------------------------------------------------------- input-gradient regularisers
 
 
@@ -134,12 +142,7 @@ def discriminator_losses(
 ) -> dict[str, torch.Tensor]:
     """D phase: adversarial term + regularisers. `loss` is the one tensor to backpropagate."""
     d_real, d_fake = d_real.float(), d_fake.float()
-    if objective.loss == "nonsaturating":
-        adversarial = nonsaturating_d(d_real, d_fake, objective.real_label)
-    elif objective.loss == "wgan-gp":
-        adversarial = wasserstein_d(d_real, d_fake)
-    else:
-        adversarial = hinge_d(d_real, d_fake)
+    adversarial = ADVERSARIAL[objective.loss][0](d_real, d_fake, objective)
     out = {"d_adversarial": adversarial, "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
     loss = adversarial
     if objective.loss == "wgan-gp" and objective.gp_weight > 0:
@@ -159,10 +162,5 @@ def discriminator_losses(
 def generator_losses(objective: ObjectiveConfig, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
     """G phase: `loss` is the one tensor to backpropagate."""
     d_fake = d_fake.float()
-    if objective.loss == "nonsaturating":
-        loss = nonsaturating_g(d_fake)
-    elif objective.loss == "wgan-gp":
-        loss = wasserstein_g(d_fake)
-    else:
-        loss = hinge_g(d_fake)
+    loss = ADVERSARIAL[objective.loss][1](d_fake)
     return {"loss": loss, "g_d_fake": d_fake.mean().detach()}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distgan.checkpoint import CheckpointError
+from distgan.errors import UserError, report
 from distgan.generation import load_generator
 from distgan.grids import samples_picture, save_png, to_uint8_images
 
@@ -39,9 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         generator = load_generator(args.checkpoint, ema=not args.no_ema)
-    except CheckpointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except UserError as err:  # not a checkpoint, or its config.yaml no longer validates
+        return report(err)
     labels = torch.arange(args.num) % generator.num_classes if generator.is_conditional else None
     chunks = []
     for i, start in enumerate(range(0, args.num, args.batch)):

@@ -1,4 +1,4 @@
-"""Console, metrics.jsonl, eval.jsonl and wandb logging, on the main process only.
+"""Console, metrics.jsonl, eval.jsonl and wandb logging, on the main process only; the log window.
 
 The trainer hands plain floats (already pulled off the device at a log step), picture paths
 and evaluation results; this module formats, appends and uploads. It never touches the device
@@ -30,7 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from distgan.config import ExperimentConfig
+from distgan.errors import UserError
 
 WANDB_ID_FILE = "wandb_run_id.txt"
 METRICS_FILE = "metrics.jsonl"
@@ -38,7 +41,7 @@ EVAL_FILE = "eval.jsonl"
 DEFAULT_INIT_TIMEOUT_S = 30.0  # wandb's default of 90 s is too long to wait before failing
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """wandb could not be used as configured; the message says what to change."""
 
 
@@ -64,8 +67,6 @@ def gpu_memory_gib() -> dict[str, float]:
     """Allocated and peak CUDA memory of this process's current device, in GiB ({} without CUDA).
 
     Reads allocator counters only: no device sync. The peak is since the process started."""
-    import torch
-
     if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
         return {}
     return {
@@ -96,6 +97,38 @@ def _plain(value: Any) -> Any:
     if isinstance(value, numbers.Real):
         return int(value) if isinstance(value, numbers.Integral) else float(value)
     return str(value)
+
+
+class LogWindow:
+    """The steps since the last log line: losses summed ON THE DEVICE, images and time on the host.
+
+    `add` never syncs; `scalars` (called at log steps only) is where values leave the device.
+    """
+
+    def __init__(self) -> None:
+        self._start()
+
+    def _start(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps, self.images, self.started = 0, 0, time.perf_counter()
+
+    def add(self, d_losses: dict[str, torch.Tensor], g_losses: dict[str, torch.Tensor], images: int) -> None:
+        """One iteration: the last D step's and the G step's named tensors ("loss" -> loss_d / loss_g)."""
+        for phase, losses in (("d", d_losses), ("g", g_losses)):
+            for key, value in losses.items():
+                name = f"loss_{phase}" if key == "loss" else key
+                self.sums[name] = self.sums.get(name, 0.0) + value.detach().float()
+        self.steps += 1
+        self.images += images
+
+    def scalars(self, steps_left: int) -> dict[str, float]:
+        """Means over the window, images/s and ETA; starts the next window. A host sync."""
+        elapsed = time.perf_counter() - self.started
+        out = {k: float(v.item()) / self.steps for k, v in self.sums.items()}  # log-step host sync
+        out["images_per_sec"] = self.images / max(elapsed, 1e-9)
+        out["eta_sec"] = elapsed / self.steps * steps_left
+        self._start()
+        return out
 
 
 class Tracker:

@@ -15,14 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distgan.checkpoint import CheckpointError
-from distgan.config import ConfigError, load_config
-from distgan.data import DataError
-from distgan.distributed import DistributedError, launched_world_size
-from distgan.metrics import MetricsError
-from distgan.tracking import TrackingError
+from distgan.config import ConfigError, ExperimentConfig, load_config, override
+from distgan.distributed import launched_world_size
+from distgan.errors import UserError, report
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, DistributedError, MetricsError, TrackingError)
 DEBUG_STEPS = 10
 
 
@@ -57,25 +53,32 @@ def debug_overrides(overrides: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in defaults.items() if k not in given] + overrides
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The config for these arguments: file + overrides, then the --debug limits, validated."""
+    overrides = debug_overrides(args.overrides) if args.debug else args.overrides
+    world = launched_world_size()
+    cfg = load_config(args.config, overrides, world_size=world)
+    if args.debug:
+        if world > 1:
+            raise ConfigError(f"--debug runs one process; the launcher started {world}")
+        cfg = override(cfg, [f"train.steps={min(cfg.train.steps, DEBUG_STEPS)}"])
+    return cfg
+
+
+def main(argv: list[str] | None = None, *, hooks=None) -> int:
+    """`hooks`: a distgan.trainer.TrainHooks for callers that observe the run (tests)."""
     args = parse_args(argv)
     try:
-        overrides = debug_overrides(args.overrides) if args.debug else args.overrides
-        world = launched_world_size()
-        cfg = load_config(args.config, overrides, world_size=world)
+        cfg = build_config(args)
         if args.debug:
-            if world > 1:
-                raise ConfigError(f"--debug runs one process; the launcher started {world}")
             import torch
 
-            cfg.train.steps = min(cfg.train.steps, DEBUG_STEPS)
             torch.use_deterministic_algorithms(True)
-        from distgan.trainer import train
+        from distgan.trainer import TrainHooks, train  # after the config: a bad one fails fast
 
-        return train(cfg, resume=args.resume, verbose=args.debug)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
+        return train(cfg, resume=args.resume, verbose=args.debug, hooks=hooks or TrainHooks())
+    except UserError as err:
+        return report(err)
 
 
 if __name__ == "__main__":

@@ -13,41 +13,45 @@ Host syncs (`.item()`, the all-reduce of the stop flag) happen only where commen
 
 from __future__ import annotations
 
-import os
-import signal
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
 from distgan import metrics, objectives
-from distgan.backends import build_backend
-from distgan.checkpoint import (
-    Checkpointer,
-    latest_checkpoint,
-    load_weights,
-    resolve_checkpoint,
-    torch_versions,
-)
+from distgan.checkpoint import Checkpointer, TrainState, resume_point
 from distgan.config import ExperimentConfig
-from distgan.data import Batch, build_train_stream
-from distgan.distributed import build_accelerator
+from distgan.data import Batch, TrainStream, build_train_stream, evaluation_data
+from distgan.distributed import (
+    Backend,
+    StopRequest,
+    build_accelerator,
+    build_backend,
+    complete_from_launcher,
+    num_machines,
+)
 from distgan.ema import GeneratorEMA
 from distgan.grids import samples_picture, save_png
 from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
-from distgan.tracking import Tracker
+from distgan.tracking import LogWindow, Tracker
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
-STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
 
-@dataclass
-class TrainState:
-    step: int = 0  # G steps done
-    images_seen: int = 0  # real images consumed by D, all processes together
+def _ignore(*args) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class TrainHooks:
+    """Observers a caller (tests, the benchmark) hands to train(); each only looks, by default nothing."""
+
+    on_backend: Callable[[Backend], None] = _ignore  # once, right after G and D are wrapped
+    before_d_step: Callable[[Backend, Batch], None] = _ignore
+    before_g_step: Callable[[Backend], None] = _ignore
+    after_g_step: Callable[[Backend], None] = _ignore
 
 
 def d_step(backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None) -> dict[str, torch.Tensor]:
@@ -118,190 +122,139 @@ def save_sample_grid(model, noise, out_dir: Path, step: int) -> Path:
     return save_png(samples_picture(samples), out_dir / "samples" / f"step_{step:07d}.png")
 
 
-class StopRequest:
-    """Remembers SIGUSR1/SIGTERM/SIGINT so the loop can checkpoint and exit; 2nd SIGINT aborts."""
-
-    def __init__(self, accelerator) -> None:
-        self.accelerator = accelerator
-        self.signal_name: str | None = None
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if signum == signal.SIGINT and self.signal_name is not None:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-        self.accelerator.set_trigger()
-
-    def agreed(self) -> bool:
-        """True on every rank once any rank got a signal (one all-reduce: a host sync)."""
-        if self.accelerator.num_processes == 1:
-            return self.signal_name is not None
-        return self.accelerator.check_trigger()
-
-    def restore(self) -> None:
-        """After the final checkpoint a late duplicate signal (Slurm and the launcher both forward
-        SIGUSR1) must not kill the process mid-exit; otherwise give back the default handlers."""
-        for sig in STOP_SIGNALS:
-            signal.signal(sig, signal.SIG_IGN if self.signal_name else signal.SIG_DFL)
+def averaged_generator(backend: Backend, ema) -> torch.nn.Module:
+    """What samples and evaluations show: the EMA generator when there is one."""
+    return ema.model if ema is not None else backend.generator_module
 
 
-def evaluate(backend, ema, cfg: ExperimentConfig, reference, accelerator) -> dict:
-    """Every process generates and embeds its share; rank 0 gets the metrics (others: {})."""
-    model = ema.model if ema is not None else backend.generator_module
+def prepare_process(cfg: ExperimentConfig, device: torch.device) -> None:
+    torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly)
+    if device.type == "cpu":
+        keep_freed_host_memory()  # CPU fast path: no page faults on every step's activations
+
+
+def fresh_start(cfg: ExperimentConfig, rank: int) -> TrainState:
+    """Step 0, with a different latent-noise stream on every process (same init was drawn before)."""
+    torch.manual_seed(cfg.train.seed * 1000 + rank + 1)
+    return TrainState()
+
+
+def evaluate_now(backend: Backend, ema, cfg: ExperimentConfig, reference, accelerator) -> dict:
+    """Evaluation during training: every process generates and embeds its share; rank 0 gets the
+    metrics (others: {})."""
+    model = averaged_generator(backend, ema)
     was_training = model.training
     model.eval()
     results = metrics.evaluate_generator(
-        model,
-        cfg,
-        cfg.eval.metrics,
-        cfg.eval.num,
-        accelerator.process_index,
-        accelerator.num_processes,
-        accelerator.gather,
-        accelerator.device,
-        reference=reference,
-    )
+        model, cfg, cfg.eval.metrics, cfg.eval.num, accelerator.process_index, accelerator.num_processes,
+        accelerator.gather, accelerator.device, reference=reference,
+    )  # fmt: skip
     model.train(was_training)
     return results
 
 
-def num_machines(world_size: int) -> int:
-    """Machines in the world: torchrun / accelerate launch export LOCAL_WORLD_SIZE per machine."""
-    return max(1, world_size // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
+def prepare_reference(cfg: ExperimentConfig, accelerator):
+    """Extractor and real features, once; a bad metric name fails here, before step 1 (None: off)."""
+    if not cfg.eval.every:
+        return None
+    metrics.plan_evaluation(cfg, cfg.eval.metrics)  # names and extractor before the real data is read
+    real, modes = evaluation_data(cfg, cfg.eval.num)
+    return metrics.prepare_evaluation(
+        cfg, cfg.eval.metrics, cfg.eval.num, accelerator.process_index, accelerator.num_processes,
+        accelerator.gather, accelerator.device, real=real, modes=modes,
+    )  # fmt: skip
 
 
-def train(cfg: ExperimentConfig, resume: str = "auto", verbose: bool = False) -> int:
-    """Run (or continue) training. Returns 0 when finished, PREEMPTED_EXIT_CODE on a signal."""
-    # Set up the process group and check the config against the real world size.
+def describe_models(backend: Backend) -> str:
+    return "\n".join(
+        f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters\n{model}"
+        for name, model in (("generator", backend.generator_module), ("discriminator", backend.critic_module))
+    )
+
+
+def due(step: int, every: int, finished: bool) -> bool:
+    """True at the last step and every `every` steps (0 = only at the last step)."""
+    return finished or bool(every and step % every == 0)
+
+
+def train(
+    cfg: ExperimentConfig,
+    resume: str = "auto",
+    verbose: bool = False,
+    *,
+    stream: TrainStream | None = None,
+    hooks: TrainHooks = TrainHooks(),
+) -> int:
+    """Run (or continue) training. Returns 0 when finished, PREEMPTED_EXIT_CODE on a signal.
+
+    `stream`: the data to train on (default: the configured source, this process's shard).
+    """
+    # Join the world; the launcher's settings complete the config, which the world size then checks.
+    cfg = complete_from_launcher(cfg)
     accelerator = build_accelerator(cfg)
-    cfg.validate(world_size=accelerator.num_processes)
-    rank, world = accelerator.process_index, accelerator.num_processes
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    local_batch = cfg.validate(world_size=world).local_batch(world)  # the batch splits over the real world
     out_dir = Path(cfg.train.out_dir)
-    local_batch = cfg.data.batch_size // world
-    torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly)
-    if accelerator.device.type == "cpu":
-        keep_freed_host_memory()  # CPU fast path: no page faults on every step's activations
-
-    # A bad --resume path fails here, before any data is read.
-    resume_from = {"auto": lambda: latest_checkpoint(out_dir), "never": lambda: None}.get(
-        resume, lambda: resolve_checkpoint(resume)
-    )()
+    prepare_process(cfg, device)
+    resume_from = resume_point(resume, out_dir)  # a bad --resume path fails before any data is read
 
     # Load the training set first: a bad source fails here, before any model is built.
-    stream = build_train_stream(cfg, rank, world)
+    stream = stream or build_train_stream(cfg, rank, world)
     accelerator.print(stream.describe())
 
     # Construct networks (same init on every rank), then distribute them.
     torch.manual_seed(cfg.train.seed)
-    generator, discriminator = build_generator(cfg), build_discriminator(cfg)
-    if cfg.train.channels_last and cfg.model.arch == "dcgan":
-        generator = generator.to(memory_format=torch.channels_last)
-        discriminator = discriminator.to(memory_format=torch.channels_last)
-    backend = build_backend(accelerator, cfg, generator, discriminator)
-    if cfg.train.compile:
-        backend.generator, backend.discriminator = (
-            torch.compile(backend.generator),
-            torch.compile(backend.discriminator),
-        )
+    backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
+    hooks.on_backend(backend)
     ema = GeneratorEMA(backend.generator_module, cfg.train.ema_decay) if cfg.train.ema_decay else None
     if verbose:
-        for name, model in (
-            ("generator", backend.generator_module),
-            ("discriminator", backend.critic_module),
-        ):
-            accelerator.print(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters\n{model}")
+        accelerator.print(describe_models(backend))
 
     # Resume, or start fresh with a different noise stream on every process.
-    state = TrainState()
-    checkpointer = Checkpointer(out_dir, accelerator, backend, cfg.checkpoint.keep_last)
-    if resume_from is not None:
-        meta, rank_state = checkpointer.load(resume_from)  # also restores every rank's RNG
-        state = TrainState(step=meta["step"], images_seen=meta["images_seen"])
-        stream.load_state_dict(rank_state["data"])
-        if ema is not None:
-            load_weights(ema.model, resume_from / "generator_ema.safetensors")
-        accelerator.print(f"resumed from {resume_from} at step {state.step}")
-    else:
-        torch.manual_seed(cfg.train.seed * 1000 + rank + 1)
+    checkpointer = Checkpointer(out_dir, accelerator, backend, cfg, ema, stream, num_machines(world))
+    state = checkpointer.restore(resume_from) if resume_from else fresh_start(cfg, rank)  # RNG too
     if accelerator.is_main_process:
         cfg.save_yaml(out_dir / "config.yaml")
     tracker = Tracker(cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None)
-    noise = fixed_noise(cfg, accelerator.device)
-    reference = None
-    if cfg.eval.every:  # extractor and real features once; a bad metric name fails before step 1
-        reference = metrics.prepare_evaluation(
-            cfg, cfg.eval.metrics, cfg.eval.num, rank, world, accelerator.gather, accelerator.device
-        )
+    noise, reference = fixed_noise(cfg, device), prepare_reference(cfg, accelerator)
     stop = StopRequest(accelerator)
 
-    def save_checkpoint() -> Path:
-        weights = {"generator": backend.generator_module, "discriminator": backend.critic_module}
-        if ema is not None:
-            weights["generator_ema"] = ema.model
-        meta = {
-            "images_seen": state.images_seen,
-            "world_size": world,
-            "num_machines": num_machines(world),
-            "backend": cfg.distributed.backend,
-            "mixed_precision": cfg.train.mixed_precision,
-            "config_hash": cfg.hash(),
-            "versions": torch_versions(),
-        }
-        config_yaml = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-        return checkpointer.save(state.step, weights, meta, {"data": stream.state_dict()}, config_yaml)
-
-    # Train.
-    sums: dict[str, torch.Tensor] = {}
-    interval_start, interval_images, interval_steps = time.perf_counter(), 0, 0
-    exit_code = 0
+    # Train: n_critic D steps, one G step, EMA; then log, samples, evaluation, checkpoint, stop check.
+    window, exit_code = LogWindow(), 0
     while state.step < cfg.train.steps:
-        for _ in range(cfg.train.n_critic_at(state.step)):
-            batch = next(stream).to(accelerator.device)
+        n_critic = cfg.train.n_critic_at(state.step)
+        for _ in range(n_critic):
+            batch = next(stream).to(device)
+            hooks.before_d_step(backend, batch)
             d_losses = d_step(backend, cfg, batch)
             state.images_seen += cfg.data.batch_size
-            interval_images += cfg.data.batch_size
-        g_losses = g_step(backend, cfg, local_batch, accelerator.device)
+        hooks.before_g_step(backend)
+        g_losses = g_step(backend, cfg, local_batch, device)
+        hooks.after_g_step(backend)
         backend.sync_buffers()  # BatchNorm running stats: one all-reduce so every rank holds the same
         state.step += 1
         if ema is not None:
             ema.update(backend.generator_module, state.step)
-        interval_steps += 1
+        window.add(d_losses, g_losses, images=n_critic * cfg.data.batch_size)
 
-        # Scalars stay on the device between log steps (no host sync on the hot path).
-        step_scalars = {("loss_d" if k == "loss" else k): v for k, v in d_losses.items()}
-        step_scalars.update({("loss_g" if k == "loss" else k): v for k, v in g_losses.items()})
-        for key, value in step_scalars.items():
-            sums[key] = sums.get(key, 0.0) + value.detach().float()
         finished = state.step == cfg.train.steps
-        if state.step % cfg.log.every == 0 or finished:
-            elapsed = time.perf_counter() - interval_start
-            scalars = {k: float(v.item()) / interval_steps for k, v in sums.items()}  # log-step host sync
-            scalars.update(
-                images_seen=state.images_seen,
-                images_per_sec=interval_images / max(elapsed, 1e-9),
-                lr_d=backend.optimizers["d"].param_groups[0]["lr"],
-                lr_g=backend.optimizers["g"].param_groups[0]["lr"],
-                eta_sec=elapsed / interval_steps * (cfg.train.steps - state.step),
-                **{f"data_{k}": v for k, v in stream.stats.items()},
-            )
-            tracker.log(state.step, scalars)
-            sums, interval_start, interval_images, interval_steps = {}, time.perf_counter(), 0, 0
-        if accelerator.is_main_process and (
-            finished or (cfg.log.sample_every and state.step % cfg.log.sample_every == 0)
-        ):
-            sampler = ema.model if ema is not None else backend.generator_module
-            tracker.log_picture(state.step, "samples", save_sample_grid(sampler, noise, out_dir, state.step))
-        if reference is not None and (finished or state.step % cfg.eval.every == 0):
-            results = evaluate(backend, ema, cfg, reference, accelerator)  # collective: every rank
+        if due(state.step, cfg.log.every, finished):
+            scalars = window.scalars(steps_left=cfg.train.steps - state.step)  # log-step host sync
+            scalars.update(images_seen=state.images_seen, **backend.learning_rates())
+            tracker.log(state.step, {**scalars, **{f"data_{k}": v for k, v in stream.stats.items()}})
+        if accelerator.is_main_process and due(state.step, cfg.log.sample_every, finished):
+            grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
+            tracker.log_picture(state.step, "samples", grid)
+        if reference is not None and due(state.step, cfg.eval.every, finished):
+            results = evaluate_now(backend, ema, cfg, reference, accelerator)  # collective: every rank
             tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
-        saved = finished or bool(cfg.checkpoint.every and state.step % cfg.checkpoint.every == 0)
+        saved = due(state.step, cfg.checkpoint.every, finished)
         if saved:
-            save_checkpoint()
+            checkpointer.save(state)
         if not finished and stop.agreed():
             accelerator.print(f"{stop.signal_name or 'stop signal'}: checkpointing at step {state.step}")
             if not saved:
-                save_checkpoint()
+                checkpointer.save(state)
             exit_code = PREEMPTED_EXIT_CODE
             break
 

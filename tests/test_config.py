@@ -109,3 +109,27 @@ def test_cli_rejects_bad_input_before_compute(tmp_path):
     assert result.returncode == 2
     assert "error: optim.d.lr: must be > 0, got -1.0" in result.stderr
     assert not out.exists()  # nothing was started
+
+
+def test_a_config_is_frozen_and_override_makes_a_new_validated_one():
+    import dataclasses
+
+    from distgan.config import override
+
+    cfg = load_config("configs/quickstart.yaml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.steps = 5
+    changed = override(cfg, ["train.steps=5", "optim.d.lr=1e-3"])
+    assert (changed.train.steps, changed.optim.d.lr) == (5, 1e-3)
+    assert (cfg.train.steps, cfg.optim.d.lr) == (3000, 2e-4)  # the original is untouched
+    with pytest.raises(ConfigError, match="train.steps: must be >= 1, got 0"):
+        override(cfg, ["train.steps=0"])  # derived configs are validated like loaded ones
+
+
+def test_derived_values_have_one_rule():
+    cfg = load_config("configs/quickstart.yaml")
+    assert cfg.sample_shape == (1, 28, 28) and cfg.local_batch(2) == cfg.data.batch_size // 2
+    toy = load_config("configs/toy_ring.yaml")
+    assert toy.sample_shape == (2,)
+    with pytest.raises(ConfigError, match=r"data.batch_size: the global batch 64 must be divisible .* \(3\)"):
+        cfg.local_batch(3)

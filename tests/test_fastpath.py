@@ -8,9 +8,8 @@ WGAN-GP penalty runs through `critic_module`) and would prefix checkpoint keys w
 
 import torch
 
-from distgan.backends import build_backend
 from distgan.config import load_config
-from distgan.distributed import build_accelerator
+from distgan.distributed import build_accelerator, build_backend
 from distgan.models import build_discriminator, build_generator
 from tests.conftest import TINY
 

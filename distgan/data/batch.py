@@ -1,6 +1,6 @@
-"""Batch: what a data stream yields, and the shape of one sample for a config.
+"""Batch: what a data stream yields. Only the container lives here; nothing is loaded.
 
-Only the container and the shape rule live here; nothing is loaded.
+The shape of one sample for a config is `ExperimentConfig.sample_shape`.
 """
 
 from __future__ import annotations
@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from distgan.config import ExperimentConfig
 
 
 @dataclass
@@ -32,10 +30,3 @@ class Batch:
         """Move to `device` (asynchronous from pinned memory on GPU; a no-op copy on CPU)."""
         labels = None if self.labels is None else self.labels.to(device, non_blocking=non_blocking)
         return Batch(self.images.to(device, non_blocking=non_blocking), labels)
-
-
-def sample_shape(cfg: ExperimentConfig) -> tuple[int, ...]:
-    """Shape of one real sample: (2,) for toy 2D data, else (channels, resolution, resolution)."""
-    if cfg.data.is_toy:
-        return (2,)
-    return (cfg.model.channels, cfg.data.resolution, cfg.data.resolution)

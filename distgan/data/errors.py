@@ -7,6 +7,8 @@ crash deep inside a DataLoader worker. This module defines the type only.
 
 from __future__ import annotations
 
+from distgan.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """A problem with the configured data: the message names file/row/column and what is valid."""

@@ -26,11 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from distgan.config import ConfigError, load_config
+from distgan.config import load_config
 from distgan.data.errors import DataError
+from distgan.data.image_stream import bad_example_message
 from distgan.data.sources import PREPARED_FORMAT, PREPARED_META, open_source
-from distgan.data.streaming import bad_example_message
 from distgan.data.transforms import ChunkDecoder, ImageSpec, keep_chunk
+from distgan.errors import UserError, report
 
 ROWS_PER_CHUNK = 256
 ROWS_PER_GROUP = 1024  # parquet row group size inside each shard
@@ -169,9 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         prepare(args.config, args.out, args.num_shards, args.overrides, args.limit)
-    except (ConfigError, DataError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except UserError as err:
+        return report(err)
     return 0
 
 

@@ -51,7 +51,7 @@ class ToyStream:
         data = cfg.data
         self.name = data.path
         self.rank, self.world_size = rank, world_size
-        self.local_batch = data.batch_size // world_size
+        self.local_batch = cfg.local_batch(world_size)
         self.seed = cfg.train.seed
         self.shuffle = data.shuffle_buffer > 0
         self.points, self.modes = toy_points(self.name, data.toy_samples, self.seed)

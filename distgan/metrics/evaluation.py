@@ -96,6 +96,7 @@ class Reference:
     labeler: Extractor | None  # classifier for class_coverage, or None
     real_feats: torch.Tensor  # (num_real, D), on every rank
     real_labels: torch.Tensor | None  # classifier predictions on the real samples
+    modes: tuple[torch.Tensor, float] | None  # toy mixture (means, std) for mode_coverage
 
 
 def prepare_evaluation(
@@ -108,27 +109,30 @@ def prepare_evaluation(
     device: str | torch.device = "cpu",
     *,
     real=None,
+    modes: tuple[torch.Tensor, float] | None = None,
 ) -> Reference:
     """Validate the request, load the extractors and embed `num` real examples (shared by all ranks).
 
     Call it at setup (e.g. before training when eval.every > 0): every user
     mistake (metric, extractor, weights file, too little real data) then shows
     before any compute is spent, and later evaluations reuse the real features.
-    real: optional object with `.images` to use instead of `distgan.data.real_examples(cfg, num)`.
+    real: the real examples, an object with `.images` (the caller loads them: metrics never
+      imports the data stack; `distgan.data.evaluation_data` gives them with the modes).
+    modes: (means, std) of the toy mixture, needed for mode_coverage.
     """
     plan = plan_evaluation(cfg, metrics)
+    if real is None:
+        raise ValueError("prepare_evaluation: pass the real examples (distgan.data.evaluation_data)")
+    if "mode_coverage" in plan.metrics and modes is None:
+        raise ValueError("prepare_evaluation: mode_coverage needs the toy mixture's modes")
     device = torch.device(device)
-    shape = (2,) if cfg.data.is_toy else (cfg.model.channels, cfg.data.resolution, cfg.data.resolution)
+    shape = cfg.sample_shape
     extractor = build_extractor(plan.extractor, shape, device, plan.inception_weights)
     labeler = None
     if plan.labeler is not None:
         labeler = (
             extractor if plan.labeler == plan.extractor else build_extractor(plan.labeler, shape, device)
         )
-    if real is None:
-        from distgan.data import real_examples  # lazy: importing metrics must not load the data stack
-
-        real = real_examples(cfg, num)
     images = real.images
     n_real = min(num, len(images))
     if n_real < 2:
@@ -143,7 +147,7 @@ def prepare_evaluation(
         gather,
         device,
     )
-    return Reference(plan, num, extractor, labeler, feats, labels)
+    return Reference(plan, num, extractor, labeler, feats, labels, modes)
 
 
 def _compute(ref: Reference, cfg: ExperimentConfig, fake_f, fake_labels, seed: int, kid_subsets: int) -> dict:
@@ -169,9 +173,7 @@ def _compute(ref: Reference, cfg: ExperimentConfig, fake_f, fake_labels, seed: i
             for key, value in coverage.items():
                 results[f"{key}_{ref.plan.labeler}"] = value
         elif metric == "mode_coverage":
-            from distgan.data import toy_modes
-
-            means, std = toy_modes(cfg.data.path)
+            means, std = ref.modes
             results.update(mode_coverage(fake_f, means, std))
     return results
 
@@ -188,6 +190,7 @@ def evaluate_generator(
     *,
     seed: int = 0,
     real=None,
+    modes: tuple[torch.Tensor, float] | None = None,
     reference: Reference | None = None,
     kid_subsets: int = 100,
 ) -> dict[str, Any]:
@@ -196,14 +199,16 @@ def evaluate_generator(
     generator: anything with `sample(n, labels=None, seed=None)` returning samples in
       the data's range, and `num_classes` (0 = unconditional); pass it in eval mode.
     metrics: names from `distgan.metrics.valid_metrics(cfg)`; checked before any sampling.
-    real: see `prepare_evaluation`; its `.labels` are not used (class histograms of
+    real, modes: see `prepare_evaluation`; real's `.labels` are not used (class histograms of
       both sets come from the same classifier, so its errors cancel).
     reference: from `prepare_evaluation` with the same metrics and num (reused across
       calls during training); built here when None.
     Every rank must call this with the same arguments (it holds collectives).
     """
     if reference is None:
-        reference = prepare_evaluation(cfg, metrics, num, rank, world_size, gather, device, real=real)
+        reference = prepare_evaluation(
+            cfg, metrics, num, rank, world_size, gather, device, real=real, modes=modes
+        )
     elif reference.plan.metrics != tuple(dict.fromkeys(metrics)) or reference.num != num:
         raise ValueError("evaluate_generator: `reference` was prepared for other metrics or another num")
     num_classes = int(getattr(generator, "num_classes", 0))

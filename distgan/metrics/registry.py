@@ -73,11 +73,11 @@ def plan_evaluation(cfg: ExperimentConfig, metrics: list[str] | tuple[str, ...])
         raise MetricsError(f"no metrics requested; valid for this data: {valid_metrics(cfg)}")
     applicable = valid_metrics(cfg)
     for name in metrics:
-        if name not in EVAL_METRICS:
-            raise MetricsError(f"unknown metric {name!r}; valid for this data: {applicable}")
         if name not in applicable:
             data = "toy 2D data" if cfg.data.is_toy else f"{cfg.model.channels}-channel images"
-            raise MetricsError(f"metric {name!r} does not apply to {data}; valid for this data: {applicable}")
+            known = name in EVAL_METRICS
+            what = f"metric {name!r} does not apply to {data}" if known else f"unknown metric {name!r}"
+            raise MetricsError(f"{what}; valid for this data: {applicable}")
     extractor = resolve_extractor(cfg)
     labeler = CLASSIFIER if "class_coverage" in metrics else None
     return EvaluationPlan(tuple(dict.fromkeys(metrics)), extractor, labeler, cfg.eval.inception_weights)

@@ -5,19 +5,18 @@ from __future__ import annotations
 from torch import nn
 
 from distgan.config import ExperimentConfig
-from distgan.data.batch import sample_shape as sample_shape_of
 from distgan.models.base import Generator
 from distgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from distgan.models.mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["Generator", "build_generator", "build_discriminator", "sample_shape_of"]
+__all__ = ["Generator", "build_generator", "build_discriminator"]
 
 
 def build_generator(cfg: ExperimentConfig) -> Generator:
     m = cfg.model
     if m.arch == "mlp":
         return MLPGenerator(
-            m.latent_dim, sample_shape_of(cfg), m.num_classes, m.g_width, tanh_output=not cfg.data.is_toy
+            m.latent_dim, cfg.sample_shape, m.num_classes, m.g_width, tanh_output=not cfg.data.is_toy
         )
     return DCGANGenerator(m.latent_dim, m.channels, cfg.data.resolution, m.num_classes, m.g_width)
 
@@ -25,7 +24,7 @@ def build_generator(cfg: ExperimentConfig) -> Generator:
 def build_discriminator(cfg: ExperimentConfig) -> nn.Module:
     m = cfg.model
     if m.arch == "mlp":
-        return MLPDiscriminator(sample_shape_of(cfg), m.num_classes, m.d_width, m.d_norm, m.d_dropout)
+        return MLPDiscriminator(cfg.sample_shape, m.num_classes, m.d_width, m.d_norm, m.d_dropout)
     return DCGANDiscriminator(
         m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout
     )

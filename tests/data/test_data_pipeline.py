@@ -12,7 +12,8 @@ import torch
 from data_helpers import cfg_for, image_keys
 from PIL import Image
 
-from distgan.data import Batch, TrainStream, loader_throughput, real_examples, sample_shape, toy_modes
+from distgan.bench.loader import loader_throughput
+from distgan.data import Batch, TrainStream, real_examples, toy_modes
 from distgan.data.sources import EMBEDDED_PATH
 
 CELEBA = "configs/celeba_wgan.yaml"
@@ -33,7 +34,7 @@ def test_celeba_pipeline_yields_64px_rgb_in_range(celeba_dir):
     cfg = celeba_cfg(celeba_dir)
     batch = next(TrainStream(cfg, 0, 1))
     assert isinstance(batch, Batch) and batch.labels is None
-    assert batch.images.shape == (8, 3, 64, 64) == (8, *sample_shape(cfg))
+    assert batch.images.shape == (8, 3, 64, 64) == (8, *cfg.sample_shape)
     assert batch.images.dtype == torch.float32
     assert batch.images.min() >= -1 and batch.images.max() <= 1
     assert batch.images.std() > 0.1  # real photographs, not a constant
@@ -122,7 +123,7 @@ def test_toy_modes_and_points():
     assert means.shape == (25, 2) and std == 0.05 and set(means[:, 0]) == {-4, -2, 0, 2, 4}
     cfg = cfg_for("data.source=toy", "data.path=grid25", "model.arch=mlp", "data.batch_size=256")
     batch = next(TrainStream(cfg, 0, 1))
-    assert batch.images.shape == (256, 2) == (256, *sample_shape(cfg)) and batch.images.dtype == torch.float32
+    assert batch.images.shape == (256, 2) == (256, *cfg.sample_shape) and batch.images.dtype == torch.float32
     nearest = torch.cdist(batch.images.double(), torch.from_numpy(means)).argmin(dim=1)
     assert torch.equal(nearest, batch.labels)  # label = the mode the point was drawn from
 

@@ -30,10 +30,9 @@ import torch
 from safetensors.torch import save_file
 
 from distgan import trainer
-from distgan.backends import build_backend
 from distgan.config import load_config
 from distgan.data import Batch
-from distgan.distributed import build_accelerator
+from distgan.distributed import build_accelerator, build_backend
 from distgan.models import build_discriminator, build_generator
 
 GLOBAL_BATCH = 8
@@ -99,7 +98,7 @@ def plant(backend, accelerator, kind: str) -> None:
 def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False) -> None:
     rank, world = accelerator.process_index, accelerator.num_processes
     cfg = case_config(case, world, sync_batchnorm)
-    local = cfg.data.batch_size // world
+    local = cfg.local_batch(world)
     rows = slice(rank * local, (rank + 1) * local)
     device = accelerator.device
     original_losses = trainer.objectives.discriminator_losses

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from distgan.config import ConfigError, load_config
-from distgan.deepspeed_backend import deepspeed_config
+from distgan.distributed.deepspeed_json import deepspeed_config
 from tests.launching import REPO, TINY_TRAIN, accelerate_launch, run
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from distgan import distributed
 from distgan.config import ConfigError, load_config
-from distgan.distributed import DistributedError, adopt_launcher_precision, build_accelerator
+from distgan.distributed import DistributedError, build_accelerator, complete_from_launcher
 from tests.launching import REPO, TINY_TRAIN, accelerate_launch, cpu_env, run, worker_pids
 
 TIMEOUT_S = 15  # distributed.timeout_s in the dead/hung-rank tests
@@ -64,18 +64,19 @@ def test_fp16_on_cpu(tmp_path):
 def test_fp16_from_the_launcher_on_cpu_is_refused_too(monkeypatch):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
     with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
-        build_accelerator(load_config(None))
+        build_accelerator(complete_from_launcher(load_config(None)))
 
 
 def test_launcher_and_config_precision_must_agree(monkeypatch):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
     cfg = load_config(None, ["train.mixed_precision=bf16"])
     with pytest.raises(ConfigError, match="config says 'bf16' but accelerate launch asks for 'fp16'"):
-        adopt_launcher_precision(cfg)
+        complete_from_launcher(cfg)
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     cfg = load_config(None)
-    adopt_launcher_precision(cfg)
-    assert cfg.train.mixed_precision == "bf16"
+    completed = complete_from_launcher(cfg)
+    assert completed.train.mixed_precision == "bf16"
+    assert cfg.train.mixed_precision == "no"  # a new config: the loaded one is never written to
 
 
 def test_deepspeed_json_contradicting_the_config(tmp_path):

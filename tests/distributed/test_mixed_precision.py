@@ -16,9 +16,9 @@ import torch
 import yaml
 
 from distgan import trainer
-from distgan.backends import AccelerateBackend
 from distgan.config import load_config
 from distgan.data import Batch
+from distgan.distributed.ddp import AccelerateBackend
 from distgan.models import build_discriminator, build_generator
 from distgan.objectives import gradient_penalty
 from tests.launching import REPO, TINY_TRAIN, accelerate_launch, run

@@ -4,7 +4,7 @@
         tests/distributed/trainer_probe.py --probe-out DIR --config configs/quickstart.yaml KEY=VALUE ...
 
 Everything after --probe-out DIR is passed to `distgan.train.main` unchanged. The instruments only
-observe (hooks and wrappers that call through), so the run is the one users get. Each rank writes
+observe (train()'s TrainHooks and DDP/autograd hooks), so the run is the one users get. Each rank writes
 DIR/rank<R>.pt with:
   latents[step]          the latent batch G received in each D step and G step, with its phase
   images[step]           the real local batch of each D step
@@ -25,7 +25,7 @@ import torch
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
 from distgan import train as train_cli
-from distgan import trainer
+from distgan.trainer import TrainHooks
 
 record: dict = {
     "latents": [],
@@ -68,35 +68,35 @@ def main() -> int:
     argv = sys.argv[1:]
     out = Path(argv[argv.index("--probe-out") + 1])
     del argv[argv.index("--probe-out") : argv.index("--probe-out") + 2]
+    d_grads_before: list = []
 
-    build_backend, d_step, g_step = trainer.build_backend, trainer.d_step, trainer.g_step
-
-    def probed_build_backend(*args, **kwargs):
-        backend = build_backend(*args, **kwargs)
-        instrument(backend)
-        return backend
-
-    def probed_d_step(backend, cfg, batch, *args, **kwargs):
+    def before_d_step(backend, batch) -> None:
         phase["now"] = "d"
         record["images"].append(batch.images.detach().cpu().clone())
-        return d_step(backend, cfg, batch, *args, **kwargs)
 
-    def probed_g_step(backend, *args, **kwargs):
+    def before_g_step(backend) -> None:
         phase["now"] = "g"
-        before = [None if p.grad is None else p.grad.clone() for p in backend.critic_module.parameters()]
-        out = g_step(backend, *args, **kwargs)
+        d_grads_before[:] = [
+            None if p.grad is None else p.grad.clone() for p in backend.critic_module.parameters()
+        ]
+
+    def after_g_step(backend) -> None:
         after = [p.grad for p in backend.critic_module.parameters()]
         record["d_grad_unchanged"].append(
             all(
                 (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
-                for a, b in zip(before, after, strict=True)
+                for a, b in zip(d_grads_before, after, strict=True)
             )
         )
         phase["now"] = "after"
-        return out
 
-    trainer.build_backend, trainer.d_step, trainer.g_step = probed_build_backend, probed_d_step, probed_g_step
-    code = train_cli.main(argv)
+    hooks = TrainHooks(
+        on_backend=instrument,
+        before_d_step=before_d_step,
+        before_g_step=before_g_step,
+        after_g_step=after_g_step,
+    )
+    code = train_cli.main(argv, hooks=hooks)
     backend = captured["backend"]
     record["state"] = {
         f"{prefix}.{k}": v.detach().float().cpu().clone()

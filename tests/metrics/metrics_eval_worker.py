@@ -38,8 +38,9 @@ def evaluate(rank: int = 0, world_size: int = 1, gather=None) -> dict:
     cfg = load_config("configs/quickstart.yaml")
     pool = real_examples(cfg, 3000).images[1000:]  # not the first NUM, which are the reference set
     return evaluate_generator(
-        NoisyDigits(pool), cfg, METRICS, NUM, rank=rank, world_size=world_size, gather=gather, kid_subsets=5
-    )
+        NoisyDigits(pool), cfg, METRICS, NUM, rank=rank, world_size=world_size, gather=gather, kid_subsets=5,
+        real=real_examples(cfg, NUM),
+    )  # fmt: skip
 
 
 def main() -> None:

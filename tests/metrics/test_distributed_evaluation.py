@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from distgan.config import load_config
-from distgan.data import toy_modes
+from distgan.data import evaluation_data, toy_modes
 from distgan.metrics import evaluate_generator
 from distgan.metrics.evaluation import embed_shared
 from distgan.metrics.extractors import RawExtractor
@@ -90,6 +90,7 @@ def test_sharded_evaluation_equals_single_process_for_uneven_shares(world_size):
         num=1100,
         kid_subsets=5,
     )
+    kwargs["real"], kwargs["modes"] = evaluation_data(cfg, 1100)
     single = evaluate_generator(**kwargs)
     sharded = run_world(world_size, **kwargs)
     assert_same_results(sharded, single, rel=1e-9)

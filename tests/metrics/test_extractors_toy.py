@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from distgan.config import load_config
-from distgan.data import toy_modes
-from distgan.data.batch import Batch
+from distgan.data import Batch, evaluation_data, toy_modes
 from distgan.metrics import MetricsError, evaluate_generator, prepare_evaluation
 from distgan.metrics.extractors import InceptionExtractor
 
@@ -33,7 +32,8 @@ class MixtureGenerator(torch.nn.Module):
 def test_toy_grid_evaluation_sees_a_collapsed_generator():
     cfg = load_config(None, TOY)
     metrics = ["fd", "kid", "precision_recall", "mode_coverage"]
-    reference = prepare_evaluation(cfg, metrics, 2500)  # real side once, reused by both evaluations
+    real, modes = evaluation_data(cfg, 2500)
+    reference = prepare_evaluation(cfg, metrics, 2500, real=real, modes=modes)  # reused by both runs
     full = evaluate_generator(
         MixtureGenerator(range(25)), cfg, metrics, 2500, reference=reference, kid_subsets=10
     )

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from distgan.config import load_config
-from distgan.data.batch import Batch
+from distgan.data import Batch
 from distgan.metrics import MetricsError, evaluate_generator, plan_evaluation
 from distgan.metrics.mnist_classifier import digits_to_tensor, heldout_split
 from distgan.models import build_generator

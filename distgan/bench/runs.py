@@ -3,7 +3,7 @@
 - `time_trainer`: the REAL `distgan.trainer.train()` (backend, d_step, g_step, EMA, logging, stop
   flag, all of it) fed by a `TimedStream`; its window runs from the first batch of iteration W to
   the first batch of iteration W+S, so it holds exactly S whole iterations of the loop.
-- `time_reference`: the hand-written loop of bench_reference.py over the same batches.
+- `time_reference`: the hand-written loop of reference.py over the same batches.
 - `time_d_steps`: the real `d_step` with the real backend, for the penalty's cost.
 - `collective_costs`: the per-iteration collectives of a multi-process run (stop flag, buffers).
 Timed runs return (wall, process-CPU) seconds: on a shared machine the CPU seconds of a
@@ -15,7 +15,6 @@ it found it (except that train() on CPU sets host_memory.py's allocator threshol
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import itertools
 import statistics
@@ -27,8 +26,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from distgan.config import ExperimentConfig
+from distgan.config import ExperimentConfig, override
 from distgan.data import Batch, build_train_stream
+from distgan.distributed import launched_world_size
 
 TARGETS = {"overhead_ratio": 0.97, "weak_scaling_efficiency": 0.85, "loader_to_consumption": 3.0}  # issue 6
 
@@ -54,10 +54,10 @@ def load_batches(
 
     Both runs of a comparison consume these, so neither pays for loading (measured on its own).
     """
-    local = cfg.data.batch_size // world
+    local = cfg.local_batch(world)
     if synthetic:
         gen = torch.Generator().manual_seed(cfg.train.seed + rank)
-        shape = (2,) if cfg.data.is_toy else (cfg.model.channels, cfg.data.resolution, cfg.data.resolution)
+        shape = cfg.sample_shape
         classes = max(cfg.model.num_classes, 1)
         return [
             Batch(
@@ -135,12 +135,19 @@ class TimedStream:
 
 def bench_config(cfg: ExperimentConfig, steps: int, out_dir: str) -> ExperimentConfig:
     """The run's config: its own directory, checkpoint and sample grid only after the timed window."""
-    cfg = copy.deepcopy(cfg)
-    cfg.train.steps, cfg.train.out_dir = steps, out_dir
-    cfg.checkpoint.every, cfg.checkpoint.keep_last = 0, 1
-    cfg.log.sample_every, cfg.log.wandb.mode = 0, "disabled"
-    cfg.eval.every = 0
-    return cfg
+    return override(
+        cfg,
+        [
+            f"train.steps={steps}",
+            f"train.out_dir={out_dir}",
+            "checkpoint.every=0",
+            "checkpoint.keep_last=1",
+            "log.sample_every=0",
+            "log.wandb.mode=disabled",
+            "eval.every=0",
+        ],
+        world_size=launched_world_size(),
+    )
 
 
 def time_trainer(
@@ -155,7 +162,7 @@ def time_trainer(
 
     `run_dir`: the run directory, shared by all ranks of a multi-process run (default: a temp dir).
     """
-    import distgan.trainer as trainer
+    from distgan.trainer import train
 
     stream = TimedStream(
         source,
@@ -163,8 +170,6 @@ def time_trainer(
         batch_index_of_iteration(cfg, warmup + iterations),
         device,
     )
-    original = trainer.build_train_stream
-    trainer.build_train_stream = lambda *args, **kwargs: stream
     try:
         with tempfile.TemporaryDirectory(prefix="distgan-bench-") as tmp:
             run_cfg = bench_config(
@@ -172,11 +177,10 @@ def time_trainer(
             )  # +1: the stop mark is requested
             reset_accelerate()
             with contextlib.redirect_stdout(io.StringIO()):  # the trainer's console lines, not ours
-                code = trainer.train(run_cfg, resume="never")
+                code = train(run_cfg, resume="never", stream=stream)
             if code != 0:
                 raise RuntimeError(f"train() returned {code} during the benchmark")
     finally:
-        trainer.build_train_stream = original
         reset_accelerate()
     return stream.seconds()
 
@@ -184,35 +188,34 @@ def time_trainer(
 def time_reference(
     cfg: ExperimentConfig, batches: list[Batch], warmup: int, iterations: int, device
 ) -> tuple[float, float]:
-    from distgan.bench_reference import reference_loop
+    from distgan.bench.reference import reference_loop
 
     return reference_loop(cfg, itertools.cycle(batches), warmup, iterations, device)
 
 
 def penalty_variants(cfg: ExperimentConfig) -> tuple[ExperimentConfig, ExperimentConfig]:
     """(critic step WITH the WGAN-GP penalty, the same step without it) on the config's models."""
-    with_gp, plain = copy.deepcopy(cfg), copy.deepcopy(cfg)
-    for variant in (with_gp, plain):
-        variant.objective.loss, variant.objective.r1_weight = "wgan-gp", 0.0
     configured = cfg.objective.loss == "wgan-gp" and cfg.objective.gp_weight > 0
-    with_gp.objective.gp_weight = cfg.objective.gp_weight if configured else 10.0  # the paper's lambda
-    plain.objective.gp_weight = 0.0
-    return with_gp, plain
+    weight = cfg.objective.gp_weight if configured else 10.0  # the paper's lambda
+    world = launched_world_size()
+    return tuple(
+        override(cfg, ["objective.loss=wgan-gp", "objective.r1_weight=0", f"objective.gp_weight={w}"], world)
+        for w in (weight, 0.0)
+    )
 
 
 def time_d_steps(
     cfg: ExperimentConfig, batches: list[Batch], steps: int, rounds: int
 ) -> list[tuple[float, float]]:
     """Per round: (seconds per D step with the penalty, without), real backend and d_step, alternated."""
-    from distgan.backends import build_backend
-    from distgan.distributed import build_accelerator
+    from distgan.distributed import build_accelerator, build_backend, complete_from_launcher
     from distgan.models import build_discriminator, build_generator
     from distgan.trainer import d_step
 
     with_gp, plain = penalty_variants(cfg)
     reset_accelerate()
     try:
-        accelerator = build_accelerator(cfg)
+        accelerator = build_accelerator(complete_from_launcher(cfg))
         torch.manual_seed(cfg.train.seed)
         backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
         device_batches = [b.to(accelerator.device) for b in batches]

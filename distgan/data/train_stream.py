@@ -3,7 +3,7 @@
 TrainStream picks the implementation for cfg.data.source (toy 2D points or images
 through `datasets`) behind one interface the trainer relies on: an infinite
 iterator of this process's local batches with an exact, JSON-serialisable
-position. This module only dispatches; the work is in toy.py and streaming.py.
+position. This module only dispatches; the work is in toy.py and image_stream.py.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import torch
 from distgan.config import ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
+from distgan.data.image_stream import ImageStream, bad_example_message
 from distgan.data.sources import open_source
-from distgan.data.streaming import ImageStream, bad_example_message
-from distgan.data.toy import ToyStream, toy_real_examples
+from distgan.data.toy import ToyStream, toy_modes, toy_real_examples
 from distgan.data.transforms import ImageSpec, decode_rows
 
 
@@ -29,11 +29,7 @@ class TrainStream:
     def __init__(self, cfg: ExperimentConfig, rank: int, world_size: int):
         if not 0 <= rank < world_size:
             raise DataError(f"rank must be in [0, {world_size}), got {rank}")
-        if cfg.data.batch_size % world_size:
-            raise DataError(
-                f"data.batch_size: the global batch {cfg.data.batch_size} must be divisible by the "
-                f"number of processes ({world_size})"
-            )
+        cfg.local_batch(world_size)  # the divisibility rule (ConfigError), checked before any I/O
         self._impl: ToyStream | ImageStream = (
             ToyStream(cfg, rank, world_size) if cfg.data.is_toy else ImageStream(cfg, rank, world_size)
         )
@@ -102,3 +98,8 @@ def real_examples(cfg: ExperimentConfig, num: int) -> Batch:
         raise DataError(f"data.path: {source.where!r} has {got} usable examples, {num} were requested")
     out_labels = None if source.label_column is None else torch.cat(labels)[:num]
     return Batch(images=torch.cat(images)[:num], labels=out_labels)
+
+
+def evaluation_data(cfg: ExperimentConfig, num: int) -> tuple[Batch, tuple[torch.Tensor, float] | None]:
+    """What metrics compare against: `num` real examples, and the toy mixture's (means, std)."""
+    return real_examples(cfg, num), (toy_modes(cfg.data.path) if cfg.data.is_toy else None)

@@ -1,10 +1,10 @@
-"""Process-group setup: the one place that decides how this process joins the world.
+"""World setup: how this process joins the world, what the launcher asked for, and stop agreement.
 
 Builds the Accelerator from the config and the launcher's environment, and refuses the
 silent failure modes in FACTS.md: N processes that each think they are alone (CPU + --multi_gpu
-without ACCELERATE_USE_CPU), fp16 on CPU, DeepSpeed without the package. Also the one
-collective the backends share: averaging BatchNorm buffers over processes. Models and
-objectives never import this module.
+without ACCELERATE_USE_CPU), fp16 on CPU, DeepSpeed without the package. The launcher's own
+settings complete the config as overrides (`launcher_overrides`): nothing here edits a config.
+`StopRequest` turns SIGUSR1/SIGTERM/SIGINT on any rank into one agreed stop.
 
 Multi-node: the socket interface gloo/NCCL use is the launcher environment's GLOO_SOCKET_IFNAME /
 NCCL_SOCKET_IFNAME (FACTS.md: without it gloo binds to 127.0.0.1 and the nodes never connect).
@@ -14,15 +14,20 @@ A dead or hung rank makes every other rank's next collective fail after distribu
 from __future__ import annotations
 
 import os
+import signal
 import warnings
 from datetime import timedelta
 
 import torch
 
-from distgan.config import ConfigError, ExperimentConfig
+from distgan.config import ConfigError, ExperimentConfig, override
+from distgan.distributed.deepspeed_json import deepspeed_config
+from distgan.errors import UserError
+
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
 
 
-class DistributedError(RuntimeError):
+class DistributedError(UserError, RuntimeError):
     """The processes cannot form the world the launcher asked for."""
 
 
@@ -31,8 +36,8 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def adopt_launcher_precision(cfg: ExperimentConfig) -> None:
-    """Make train.mixed_precision and the launcher's mixed precision agree (may set the former).
+def launcher_overrides(cfg: ExperimentConfig) -> list[str]:
+    """Overrides that make train.mixed_precision agree with the launcher's mixed precision.
 
     `accelerate launch --config_file accelerate_config.yaml` (bf16) or `--mixed_precision bf16`
     exports ACCELERATE_MIXED_PRECISION; the Accelerator built from the config would silently
@@ -42,14 +47,18 @@ def adopt_launcher_precision(cfg: ExperimentConfig) -> None:
     launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     ours = cfg.train.mixed_precision
     if launcher in ("no", ours):
-        return
+        return []
     if ours == "no" and launcher in ("bf16", "fp16"):
-        cfg.train.mixed_precision = launcher
-        return
+        return [f"train.mixed_precision={launcher}"]
     raise ConfigError(
         f"train.mixed_precision: the config says {ours!r} but accelerate launch asks for {launcher!r} "
         f"(its config file or --mixed_precision); make them agree, e.g. train.mixed_precision={launcher}"
     )
+
+
+def complete_from_launcher(cfg: ExperimentConfig) -> ExperimentConfig:
+    """`cfg` with the launcher's settings applied (a new validated config; `cfg` is unchanged)."""
+    return override(cfg, launcher_overrides(cfg), world_size=launched_world_size())
 
 
 def check_backend_available(cfg: ExperimentConfig) -> None:
@@ -69,8 +78,6 @@ def check_backend_available(cfg: ExperimentConfig) -> None:
                 "pip install 'distgan[deepspeed]'; or use distributed.backend=ddp"
             ) from None
     if cfg.distributed.backend == "deepspeed":
-        from distgan.deepspeed_backend import deepspeed_config
-
         # a bad or contradicting JSON fails here, before any compute
         deepspeed_config(cfg, world_size=launched_world_size())
     if cfg.distributed.sync_batchnorm and not torch.cuda.is_available():
@@ -80,11 +87,14 @@ def check_backend_available(cfg: ExperimentConfig) -> None:
 
 
 def build_accelerator(cfg: ExperimentConfig):
-    """One Accelerator per process; on a machine without CUDA every process joins a gloo world."""
+    """One Accelerator per process; on a machine without CUDA every process joins a gloo world.
+
+    `cfg` must already carry the launcher's settings (`launcher_overrides`)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
-    adopt_launcher_precision(cfg)
+    if launcher_overrides(cfg):
+        raise ValueError("build_accelerator: apply launcher_overrides(cfg) first")  # a caller's bug
     check_backend_available(cfg)
     on_cpu = not torch.cuda.is_available()
     # torch >= 2.13 renames broadcast_buffers=False to forward_sync_buffers=False, which accelerate's
@@ -102,35 +112,49 @@ def build_accelerator(cfg: ExperimentConfig):
         mixed_precision=cfg.train.mixed_precision,
         kwargs_handlers=handlers,
     )
+    check_world(accelerator)
+    return accelerator
+
+
+def check_world(accelerator) -> None:
+    """Refuse N launched processes that each see a world of their own (FACTS.md, CPU --multi_gpu)."""
     expected = launched_world_size()
     if accelerator.num_processes != expected:
         raise DistributedError(
             f"the launcher started {expected} processes (WORLD_SIZE) but this process sees a world of "
-            f"{accelerator.num_processes}: training would run as independent copies. On CPU launch with "
+            f"{accelerator.num_processes}: the work would run as independent copies. On CPU launch with "
             f"ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N"
         )
-    return accelerator
 
 
-@torch.no_grad()
-def average_buffers(modules: list[torch.nn.Module]) -> None:
-    """Average floating-point buffers (BatchNorm running stats) over all processes, in place.
+def num_machines(world_size: int) -> int:
+    """Machines in the world: torchrun / accelerate launch export LOCAL_WORLD_SIZE per machine."""
+    return max(1, world_size // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
 
-    Each process updates running statistics from its own local batch; averaging once per
-    iteration makes every rank hold the same buffers (so checkpoints, samples and resumes do not
-    depend on which rank saves) and makes running_mean the EMA of the GLOBAL batch mean.
-    One all-reduce of one flat tensor: a host-visible collective, call it once per iteration.
-    """
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    buffers = [b for module in modules for b in module.buffers() if b.is_floating_point()]
-    if not buffers:
-        return
-    flat = torch.cat([b.detach().float().reshape(-1) for b in buffers])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
-    offset = 0
-    for b in buffers:
-        b.copy_(flat[offset : offset + b.numel()].view_as(b))
-        offset += b.numel()
+
+class StopRequest:
+    """Remembers SIGUSR1/SIGTERM/SIGINT so the loop can checkpoint and exit; 2nd SIGINT aborts."""
+
+    def __init__(self, accelerator) -> None:
+        self.accelerator = accelerator
+        self.signal_name: str | None = None
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.signal_name is not None:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        self.accelerator.set_trigger()
+
+    def agreed(self) -> bool:
+        """True on every rank once any rank got a signal (one all-reduce: a host sync)."""
+        if self.accelerator.num_processes == 1:
+            return self.signal_name is not None
+        return self.accelerator.check_trigger()
+
+    def restore(self) -> None:
+        """After the final checkpoint a late duplicate signal (Slurm and the launcher both forward
+        SIGUSR1) must not kill the process mid-exit; otherwise give back the default handlers."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN if self.signal_name else signal.SIG_DFL)

@@ -1,4 +1,4 @@
-"""DeepSpeed ZeRO-1/2 backend: two raw engines (G and D) with the same interface as AccelerateBackend.
+"""DeepSpeedBackend: ZeRO-1/2 as two raw engines (G and D), with `backend.Backend`'s interface.
 
 Why raw `deepspeed.initialize` and not accelerate's DeepSpeed plugin (FACTS.md): accelerate's
 DeepSpeed path misreports the world size on CPU, while raw engines on top of the process group
@@ -18,7 +18,6 @@ This module does not decide when to save or what the loop does; it wraps, steps 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import random
@@ -31,97 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from distgan.backends import build_optimizer
-from distgan.checkpoint import CheckpointError
-from distgan.config import ConfigError, ExperimentConfig
-from distgan.distributed import average_buffers
+from distgan.config import ExperimentConfig
+from distgan.distributed.backend import Backend, build_optimizer, convert_batchnorm
+from distgan.distributed.deepspeed_json import deepspeed_config
+from distgan.errors import CheckpointError
 
 ENGINE_TAGS = {"g": "generator", "d": "discriminator"}  # sub-directories of a checkpoint's state/
-# Keys distgan derives from its own config; a user JSON may omit them, say "auto" or repeat them.
-DERIVED_KEYS = (
-    "train_batch_size",
-    "train_micro_batch_size_per_gpu",
-    "gradient_accumulation_steps",
-    "gradient_clipping",
-    "zero_optimization.stage",
-    "bf16.enabled",
-    "fp16.enabled",
-)
-
-
-def _get(config: dict, dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        out[key] = (
-            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        )
-    return out
-
-
-def read_user_json(cfg: ExperimentConfig) -> dict:
-    """The optional `distributed.deepspeed_config` JSON; ConfigError naming the file when unusable."""
-    path = cfg.distributed.deepspeed_config
-    if path is None:
-        return {}
-    try:
-        user = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"distributed.deepspeed_config: cannot read {path} as JSON: {err}") from None
-    if not isinstance(user, dict):
-        raise ConfigError(f"distributed.deepspeed_config: {path} must hold a JSON object")
-    return user
-
-
-def deepspeed_config(cfg: ExperimentConfig, world_size: int) -> dict:
-    """DeepSpeed config for one engine: distgan's settings, the user's JSON merged over them.
-
-    A key distgan derives (batch sizes, ZeRO stage, precision, clipping) that the JSON sets to a
-    different value is a ConfigError: two sources of truth would make the run lie about itself.
-    """
-    precision = cfg.train.mixed_precision
-    ours: dict[str, Any] = {
-        "train_batch_size": cfg.data.batch_size,
-        "train_micro_batch_size_per_gpu": cfg.data.batch_size // world_size,
-        "gradient_accumulation_steps": 1,
-        "gradient_clipping": cfg.optim.grad_clip,
-        "zero_optimization": {"stage": cfg.distributed.zero_stage},
-        "zero_allow_untested_optimizer": True,  # distgan's AdamW (same kernel as under DDP)
-        "bf16": {"enabled": False},  # bf16 = autocast on fp32 weights (module docstring)
-        "fp16": {"enabled": precision == "fp16", "loss_scale": 0, "initial_scale_power": 16},
-        "steps_per_print": 2**31 - 1,
-        "wall_clock_breakdown": False,
-    }
-    user = read_user_json(cfg)
-    for key in DERIVED_KEYS:
-        theirs = _get(user, key)
-        if theirs is not None and theirs != "auto" and theirs != _get(ours, key):
-            source = {
-                "zero_optimization.stage": "distributed.zero_stage",
-                "gradient_clipping": "optim.grad_clip",
-                # bf16 is autocast over fp32 weights, never DeepSpeed's bf16 section
-                "bf16.enabled": "train.mixed_precision (bf16 runs as autocast, keep this false)",
-                "fp16.enabled": "train.mixed_precision",
-            }.get(key, "data.batch_size and the number of processes")
-            raise ConfigError(
-                f"distributed.deepspeed_config: {cfg.distributed.deepspeed_config} sets {key}={theirs!r} "
-                f"but distgan derives {_get(ours, key)!r} from {source}; remove the key, set it to "
-                f'"auto", or change {source}'
-            )
-    merged = _merge(ours, {k: v for k, v in user.items() if v != "auto"})
-    for key in DERIVED_KEYS:  # "auto" (or a repeat) always means distgan's value
-        section, _, leaf = key.rpartition(".")
-        target = merged[section] if section else merged
-        target[leaf] = _get(ours, key)
-    return merged
 
 
 def _cast_floating_inputs(dtype: torch.dtype):
@@ -146,7 +60,7 @@ def _autocast_forward(module: nn.Module, device_type: str) -> None:
     module.forward = autocast_forward
 
 
-class DeepSpeedBackend:
+class DeepSpeedBackend(Backend):
     """G and D as two DeepSpeed engines over the Accelerator's process group."""
 
     def __init__(self, accelerator, cfg: ExperimentConfig, generator: nn.Module, discriminator: nn.Module):
@@ -162,9 +76,7 @@ class DeepSpeedBackend:
         self.precision = cfg.train.mixed_precision
         _join_world_of_one(accelerator)
         _data_parallel_group_with_timeout(cfg.distributed.timeout_s)
-        if cfg.distributed.sync_batchnorm:
-            generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
-            discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
+        generator, discriminator = convert_batchnorm(cfg, generator, discriminator)
         config = deepspeed_config(cfg, accelerator.num_processes)
         engines = {}
         for name, model, settings in (("g", generator, cfg.optim.g), ("d", discriminator, cfg.optim.d)):
@@ -211,10 +123,6 @@ class DeepSpeedBackend:
         if self.precision == "fp16":
             out[f"{name}_skipped_steps"] = torch.tensor(float(engine.skipped_steps - skipped_before))
         return out
-
-    def sync_buffers(self) -> None:
-        """Average BatchNorm running statistics over processes (engines never sync buffers)."""
-        average_buffers([self.generator_module, self.critic_module])
 
     def save_state(self, directory: Path) -> None:
         """Collective. DeepSpeed's own checkpoint per engine + this rank's RNG state."""

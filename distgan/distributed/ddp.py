@@ -1,11 +1,5 @@
-"""How G and D are wrapped, stepped and saved: one class per backend, same interface.
-
-The trainer only calls: `generator`, `discriminator` (wrapped, for forwards that train),
-`generator_module`, `critic_module` (unwrapped: the penalty's input gradients, the frozen D of the
-G step, sampling, export), `loss_scale()`, `update(name, loss)`, `save_state(dir)`,
-`load_state(dir)`. AccelerateBackend covers one process and DDP (CPU gloo / GPU NCCL) with
-accelerate's mixed precision; a DeepSpeed backend implements the same methods.
-"""
+"""AccelerateBackend: one process or DDP (CPU gloo / GPU NCCL) through `accelerator.prepare`,
+with accelerate's mixed precision. The interface is `backend.Backend`'s."""
 
 from __future__ import annotations
 
@@ -14,31 +8,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from distgan.config import AdamConfig, ExperimentConfig
-from distgan.distributed import average_buffers
+from distgan.config import ExperimentConfig
+from distgan.distributed.backend import Backend, build_optimizer, convert_batchnorm
 
 
-def build_optimizer(params, settings: AdamConfig, implementation: str) -> torch.optim.Optimizer:
-    """AdamW with the configured kernel (foreach / fused / plain for loops / torch's default)."""
-    kernel = {"foreach": {"foreach": True}, "fused": {"fused": True}, "plain": {"foreach": False}}
-    return torch.optim.AdamW(
-        params,
-        lr=settings.lr,
-        betas=(settings.beta1, settings.beta2),
-        weight_decay=settings.weight_decay,
-        **kernel.get(implementation, {}),
-    )
-
-
-class AccelerateBackend:
+class AccelerateBackend(Backend):
     """Single process or DDP through `accelerator.prepare` (FACTS.md: keep the prepare order)."""
 
     def __init__(self, accelerator, cfg: ExperimentConfig, generator: nn.Module, discriminator: nn.Module):
         self.accelerator = accelerator
         self.grad_clip = cfg.optim.grad_clip
-        if cfg.distributed.sync_batchnorm:
-            generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
-            discriminator = nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
+        generator, discriminator = convert_batchnorm(cfg, generator, discriminator)
         opt_g = build_optimizer(generator.parameters(), cfg.optim.g, cfg.optim.implementation)
         opt_d = build_optimizer(discriminator.parameters(), cfg.optim.d, cfg.optim.implementation)
         # prepare order = checkpoint file order (model, model_1, optimizer, optimizer_1): keep it.
@@ -83,20 +63,8 @@ class AccelerateBackend:
             out[f"{name}_skipped_steps"] = torch.tensor(float(optimizer.step_was_skipped))
         return out
 
-    def sync_buffers(self) -> None:
-        """Average BatchNorm running stats over processes (DDP's per-forward broadcast is off)."""
-        average_buffers([self.generator_module, self.critic_module])
-
     def save_state(self, directory: Path) -> None:
         self.accelerator.save_state(str(directory))
 
     def load_state(self, directory: Path) -> None:
         self.accelerator.load_state(str(directory))
-
-
-def build_backend(accelerator, cfg: ExperimentConfig, generator: nn.Module, discriminator: nn.Module):
-    if cfg.distributed.backend == "deepspeed":
-        from distgan.deepspeed_backend import DeepSpeedBackend
-
-        return DeepSpeedBackend(accelerator, cfg, generator, discriminator)
-    return AccelerateBackend(accelerator, cfg, generator, discriminator)

@@ -64,7 +64,7 @@ class ImageStream:
     def __init__(self, cfg: ExperimentConfig, rank: int, world_size: int):
         data = cfg.data
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
-        self.local_batch = data.batch_size // world_size
+        self.local_batch = cfg.local_batch(world_size)
         self.source = open_source(cfg, world_size)
         self.spec = ImageSpec.from_config(
             cfg, self.source.image_column, self.source.label_column, self.source.prepared is not None

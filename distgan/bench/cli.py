@@ -12,7 +12,7 @@
 
 Prints a table and writes JSON ("rows": one entry per table row). All runs are in-process
 and alternated run by run; ratios are per pair, reported as min/median/max:
-(a) the real `train()` loop fed from memory; (b) bench_reference.py's hand-written loop on the same
+(a) the real `train()` loop fed from memory; (b) reference.py's hand-written loop on the same
 batches; (c) loader-only throughput vs what (a) consumes; (d) 1 vs 2 CPU processes (one thread
 each, `accelerate launch` of this module's --worker mode), weak scaling; (e) peak memory; (f) a
 critic step with the gradient penalty vs without. Timing numbers come from here, never from tests.
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import torch
 
-from distgan import bench_runs as runs
-from distgan.bench_runs import TARGETS, row, spread, table
+from distgan.bench import runs
+from distgan.bench.runs import TARGETS, row, spread, table
 from distgan.config import ExperimentConfig, load_config
+from distgan.errors import UserError, report
 
 TINY = ["model.g_width=8", "model.d_width=8", "data.batch_size=16", "data.num_workers=0", "log.num_samples=4"]
 # dense bf16 peaks by device-name substring, first match wins (no sparsity)
@@ -134,7 +135,8 @@ def overhead(args, cfg: ExperimentConfig, batches, device: torch.device) -> dict
 
 def loader(args, cfg: ExperimentConfig, device: torch.device, consumption: float) -> dict[str, dict]:
     """(c) the stream alone, and the trainer fed by the real stream (what a user actually gets)."""
-    from distgan.data import build_train_stream, loader_throughput
+    from distgan.bench.loader import loader_throughput
+    from distgan.data import build_train_stream
 
     alone = [loader_throughput(cfg, args.loader_batches) for _ in range(min(args.repeats, 3))]
     stream = build_train_stream(cfg, 0, 1)
@@ -240,9 +242,8 @@ def environment(args, device: torch.device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from distgan.bench_scaling import scaling, worker
+    from distgan.bench.scaling import scaling, worker
     from distgan.host_memory import keep_freed_host_memory
-    from distgan.train import USER_ERRORS
 
     args = parse_args(argv)
     if args.worker:
@@ -260,9 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     try:  # bad input fails before anything is timed
         cfg = load_config(args.config, args.overrides)
         batches = runs.load_batches(cfg, 8, args.data == "synthetic")
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
+    except UserError as err:
+        return report(err)
     sections = {
         "overhead": lambda: overhead(args, cfg, batches, device),
         "loader": lambda: loader(args, cfg, device, rows["trainer_images_per_sec"]["value"]),

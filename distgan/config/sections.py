@@ -1,9 +1,10 @@
-"""Typed experiment config: YAML file + dotted KEY=VALUE overrides, validated at load.
+"""The typed config sections: one frozen dataclass per concern, each validating its own fields.
 
-One dataclass per concern. Every field has a one-line comment with units and
-valid values; every check lives next to the fields it checks (`validate`) and
-raises ConfigError naming the dotted key. Nothing here builds a model or
-touches a device: the whole config is checked before any compute is spent.
+Every field has a one-line comment with units and valid values; every check lives next to the
+fields it checks (`validate`) and raises ConfigError naming the dotted key. Derived values
+(`sample_shape`, `local_batch`) are computed here, once. Nothing here reads files, builds a model
+or touches a device. Instances are frozen: a changed config is a new, re-validated object
+(`distgan.config.override`).
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, get_args, get_origin
+from typing import Any, Literal, Optional
 
 import yaml
 
+from distgan.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A user mistake in the config: the message names the key and what is valid."""
 
 
@@ -35,7 +36,7 @@ EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverag
 EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     arch: Literal["mlp", "dcgan"] = "dcgan"  # network family
     channels: int = 1  # image channels: 1 (grayscale) or 3 (RGB); ignored for toy 2D data
@@ -57,7 +58,7 @@ class ModelConfig:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig:
     source: Literal["embedded", "hub", "parquet", "imagefolder", "toy", "prepared"] = "embedded"
     # hub: dataset id; parquet: file, glob or directory; imagefolder: directory;
@@ -100,7 +101,7 @@ class DataConfig:
         return self.source == "toy"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ObjectiveConfig:
     loss: Literal["nonsaturating", "wgan-gp", "hinge"] = "nonsaturating"  # adversarial loss
     gp_weight: float = 10.0  # lambda of the gradient penalty (wgan-gp only)
@@ -117,7 +118,7 @@ class ObjectiveConfig:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class AdamConfig:
     lr: float = 2e-4  # learning rate
     beta1: float = 0.5  # Adam beta1 (WGAN-GP: 0.0)
@@ -131,7 +132,7 @@ class AdamConfig:
         _require(self.weight_decay >= 0, f"{prefix}.weight_decay", f"must be >= 0, got {self.weight_decay}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
     d: AdamConfig = field(default_factory=AdamConfig)  # discriminator / critic optimizer
     g: AdamConfig = field(default_factory=AdamConfig)  # generator optimizer
@@ -144,7 +145,7 @@ class OptimConfig:
         _require(self.grad_clip >= 0, f"{prefix}.grad_clip", f"must be >= 0, got {self.grad_clip}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     steps: int = 1000  # generator steps to train for
     out_dir: str = "runs/default"  # run directory (config, metrics, samples, checkpoints)
@@ -181,7 +182,7 @@ class TrainConfig:
         return self.critic_boost_n_critic if g_step < self.critic_boost_steps else self.n_critic
 
 
-@dataclass
+@dataclass(frozen=True)
 class WandbConfig:
     mode: Literal["disabled", "offline", "online"] = "disabled"  # online needs network
     project: str = "distgan"  # wandb project
@@ -191,7 +192,7 @@ class WandbConfig:
     fallback_to_offline: bool = False  # online unreachable: go offline instead of failing
 
 
-@dataclass
+@dataclass(frozen=True)
 class LogConfig:
     every: int = 50  # G steps between console/metrics.jsonl lines
     sample_every: int = 500  # G steps between fixed-noise sample grids (0 = only at the end)
@@ -204,7 +205,7 @@ class LogConfig:
         _require(self.num_samples >= 1, f"{prefix}.num_samples", f"must be >= 1, got {self.num_samples}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckpointConfig:
     every: int = 500  # G steps between checkpoints (0 = only at the end and on preemption)
     keep_last: int = 3  # complete checkpoints kept on disk (older ones are deleted)
@@ -214,7 +215,7 @@ class CheckpointConfig:
         _require(self.keep_last >= 1, f"{prefix}.keep_last", f"must be >= 1, got {self.keep_last}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DistributedConfig:
     backend: Literal["ddp", "deepspeed"] = "ddp"  # how G and D are wrapped across processes
     zero_stage: int = 2  # DeepSpeed ZeRO stage: 1 or 2
@@ -233,7 +234,7 @@ class DistributedConfig:
             )
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalConfig:
     every: int = 0  # G steps between evaluations during training (0 = off)
     metrics: list[str] = field(default_factory=lambda: ["fd", "kid", "precision_recall"])
@@ -257,7 +258,7 @@ class EvalConfig:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -299,14 +300,26 @@ class ExperimentConfig:
                 "data.label_column",
                 "a conditional model (model.num_classes > 0) needs data.label_column",
             )
+        self.local_batch(world_size)
+        return self
+
+    def local_batch(self, world_size: int) -> int:
+        """Images per process per D step: the global data.batch_size split evenly over processes."""
         _require(world_size >= 1, "world_size", f"must be >= 1, got {world_size}")
         _require(
-            data.batch_size % world_size == 0,
+            self.data.batch_size % world_size == 0,
             "data.batch_size",
-            f"the global batch {data.batch_size} must be divisible by the number of processes "
+            f"the global batch {self.data.batch_size} must be divisible by the number of processes "
             f"({world_size}); valid: a multiple of {world_size}",
         )
-        return self
+        return self.data.batch_size // world_size
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: (2,) for toy 2D data, else (channels, resolution, resolution)."""
+        if self.data.is_toy:
+            return (2,)
+        return (self.model.channels, self.data.resolution, self.data.resolution)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -321,138 +334,3 @@ class ExperimentConfig:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
         tmp.replace(path)
-
-
-# ---------------------------------------------------------------- loading
-
-
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in get_args(tp))
-    if origin is list:
-        return f"a list of {_type_name(get_args(tp)[0])}"
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Return `value` as type `tp`, or raise ConfigError naming `key`."""
-    origin = get_origin(tp)
-    if origin is Literal:
-        choices = get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
-        return [_coerce(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: must be an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: must be a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: must be a string, got {value!r}")
-    raise TypeError(f"unsupported config type {tp} at {key}")  # a bug in this module
-
-
-def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
-    """Build dataclass `cls` from a nested dict, rejecting unknown keys."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix or 'config'}: must be a mapping of keys, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields_by_name))
-    if unknown:
-        where = f"{prefix}." if prefix else ""
-        raise ConfigError(
-            f"unknown key {where}{unknown[0]}; valid keys{' in ' + prefix if prefix else ''}: "
-            f"{', '.join(sorted(fields_by_name))}"
-        )
-    kwargs = {}
-    for name, value in raw.items():
-        key = f"{prefix}.{name}" if prefix else name
-        tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, value or {}, key)
-        else:
-            kwargs[name] = _coerce(value, tp, key)
-    return cls(**kwargs)
-
-
-def _parse_override(text: str) -> tuple[list[str], Any]:
-    if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.steps=200")
-    key, _, value = text.partition("=")
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"override {text!r}: empty key; expected KEY=VALUE")
-    return key.split("."), yaml.safe_load(value) if value.strip() else ""
-
-
-def _apply_override(raw: dict[str, Any], path: list[str], value: Any) -> None:
-    node = raw
-    for part in path[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{'.'.join(path)}: {part} is not a section")
-        node = child
-    node[path[-1]] = value
-
-
-def load_config(path: str | Path | None, overrides: list[str] = (), world_size: int = 1) -> ExperimentConfig:
-    """Load YAML `path` (None = all defaults), apply overrides, validate. Raises ConfigError."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"--config: file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--config: {path} is not valid YAML: {err}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"--config: {path} must hold a mapping of sections, got {type(raw).__name__}")
-    for text in overrides:
-        key_path, value = _parse_override(text)
-        _apply_override(raw, key_path, value)
-    config = _build(ExperimentConfig, raw, "")
-    return config.validate(world_size=world_size)
-
-
-def config_from_dict(raw: dict[str, Any], world_size: int = 1) -> ExperimentConfig:
-    """Rebuild a validated config from `to_dict()` output (e.g. a run's config.yaml)."""
-    return _build(ExperimentConfig, raw, "").validate(world_size=world_size)

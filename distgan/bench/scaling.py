@@ -22,14 +22,14 @@ from pathlib import Path
 
 import torch
 
-from distgan import bench_runs as runs
-from distgan.bench_runs import TARGETS, max_rss_mib, row, spread
+from distgan.bench import runs
+from distgan.bench.runs import TARGETS, max_rss_mib, row, spread
 from distgan.config import ExperimentConfig, load_config
 
 
 def worker(args: argparse.Namespace) -> int:
     """One rank of a 1- or 2-process run: collectives' cost, then the timed train(), then a JSON file."""
-    from distgan.distributed import build_accelerator, launched_world_size
+    from distgan.distributed import build_accelerator, complete_from_launcher, launched_world_size
 
     torch.set_num_threads(1)
     world, rank = launched_world_size(), int(os.environ.get("RANK", "0"))
@@ -37,7 +37,7 @@ def worker(args: argparse.Namespace) -> int:
     batches = runs.load_batches(cfg, 8, args.data == "synthetic", rank, world)
     result = {"rank": rank, "world": world}
     if world > 1:
-        result.update(runs.collective_costs(build_accelerator(cfg), cfg, calls=50))
+        result.update(runs.collective_costs(build_accelerator(complete_from_launcher(cfg)), cfg, calls=50))
     seconds, cpu_seconds = runs.time_trainer(
         cfg, batches, args.warmup, args.steps, "cpu", f"{args.result}.run"
     )

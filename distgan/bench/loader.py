@@ -1,8 +1,8 @@
 """Loader-only throughput: how many images per second one process's TrainStream delivers.
 
-    python -m distgan.data.bench                                   # embedded MNIST
-    python -m distgan.data.bench --config configs/celeba_wgan.yaml data.source=parquet data.path=DIR
-    python -m distgan.data.bench --config configs/celeba_wgan.yaml data.source=prepared data.path=PREP
+    python -m distgan.bench.loader                                   # embedded MNIST
+    python -m distgan.bench.loader --config configs/celeba_wgan.yaml data.source=parquet data.path=DIR
+    python -m distgan.bench.loader --config configs/celeba_wgan.yaml data.source=prepared data.path=PREP
 
 Used by the data benchmark and the performance engineer to check that data is never
 the bottleneck. It measures the stream alone (no model, no device copy).
@@ -14,14 +14,13 @@ import argparse
 import time
 
 from distgan.config import ExperimentConfig, load_config
+from distgan.data import TrainStream
 
 
 def loader_throughput(
     cfg: ExperimentConfig, num_batches: int, rank: int = 0, world_size: int = 1, warmup_batches: int = 2
 ) -> float:
     """Images per second delivered by rank `rank`'s TrainStream over `num_batches` batches after warm-up."""
-    from distgan.data.stream import TrainStream
-
     stream = TrainStream(cfg, rank, world_size)
     try:
         for _ in range(warmup_batches):  # opens files, starts workers, fills the shuffle buffer
@@ -36,7 +35,9 @@ def loader_throughput(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m distgan.data.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m distgan.bench.loader", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--config", default=None)
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3, help="report the best of this many runs")

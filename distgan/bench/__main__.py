@@ -1,0 +1,7 @@
+"""`python -m distgan.bench`: see distgan/bench/cli.py."""
+
+import sys
+
+from distgan.bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""Reading a config: YAML file + dotted KEY=VALUE overrides -> a validated, frozen ExperimentConfig.
+
+`load_config` is the only way from text to a config; `override` derives a new config from a
+complete one (launcher settings, --debug limits, benchmarks) through the same parsing and
+validation, so no code path ever writes to a config after it was checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from distgan.config.sections import ConfigError, ExperimentConfig
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Return `value` as type `tp`, or raise ConfigError naming `key`."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+        return [_coerce(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: must be a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp} at {key}")  # a bug in this module
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    """Build dataclass `cls` from a nested dict, rejecting unknown keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: must be a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields_by_name))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]}; valid keys{' in ' + prefix if prefix else ''}: "
+            f"{', '.join(sorted(fields_by_name))}"
+        )
+    kwargs = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value or {}, key)
+        else:
+            kwargs[name] = _coerce(value, tp, key)
+    return cls(**kwargs)
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.steps=200")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r}: empty key; expected KEY=VALUE")
+    return key.split("."), yaml.safe_load(value) if value.strip() else ""
+
+
+def _apply_override(raw: dict[str, Any], path: list[str], value: Any) -> None:
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{'.'.join(path)}: {part} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), world_size: int = 1) -> ExperimentConfig:
+    """Load YAML `path` (None = all defaults), apply overrides, validate. Raises ConfigError."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"--config: file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--config: {path} is not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"--config: {path} must hold a mapping of sections, got {type(raw).__name__}")
+    for text in overrides:
+        key_path, value = _parse_override(text)
+        _apply_override(raw, key_path, value)
+    config = _build(ExperimentConfig, raw, "")
+    return config.validate(world_size=world_size)
+
+
+def config_from_dict(raw: dict[str, Any], world_size: int = 1) -> ExperimentConfig:
+    """Rebuild a validated config from `to_dict()` output (e.g. a run's config.yaml)."""
+    return _build(ExperimentConfig, raw, "").validate(world_size=world_size)
+
+
+def override(cfg: ExperimentConfig, overrides: list[str], world_size: int = 1) -> ExperimentConfig:
+    """A new validated config: `cfg` with KEY=VALUE `overrides` applied (cfg itself is unchanged)."""
+    if not overrides:
+        return cfg
+    raw = cfg.to_dict()
+    for text in overrides:
+        key_path, value = _parse_override(text)
+        _apply_override(raw, key_path, value)
+    return config_from_dict(raw, world_size=world_size)

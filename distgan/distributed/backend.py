@@ -1,0 +1,80 @@
+"""The Backend interface every way of wrapping G and D implements, and what the backends share.
+
+The trainer only calls: `generator`, `discriminator` (wrapped, for forwards that train),
+`generator_module`, `critic_module` (plain modules: the penalty's input gradients, the frozen D
+of the G step, sampling, export), `optimizers`, `loss_scale()`, `update(name, loss)`,
+`sync_buffers()`, `save_state(dir)`, `load_state(dir)`. `ddp.AccelerateBackend` (one process or
+DDP through accelerate) and `zero.DeepSpeedBackend` (two ZeRO engines) subclass `Backend`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from distgan.config import AdamConfig, ExperimentConfig
+from distgan.distributed.collectives import average_buffers
+
+
+def build_optimizer(params, settings: AdamConfig, implementation: str) -> torch.optim.Optimizer:
+    """AdamW with the configured kernel (foreach / fused / plain for loops / torch's default)."""
+    kernel = {"foreach": {"foreach": True}, "fused": {"fused": True}, "plain": {"foreach": False}}
+    return torch.optim.AdamW(
+        params,
+        lr=settings.lr,
+        betas=(settings.beta1, settings.beta2),
+        weight_decay=settings.weight_decay,
+        **kernel.get(implementation, {}),
+    )
+
+
+def convert_batchnorm(cfg: ExperimentConfig, *modules: nn.Module) -> tuple[nn.Module, ...]:
+    """SyncBatchNorm when distributed.sync_batchnorm is on (GPU only: checked at start-up)."""
+    if not cfg.distributed.sync_batchnorm:
+        return modules
+    return tuple(nn.SyncBatchNorm.convert_sync_batchnorm(module) for module in modules)
+
+
+class Backend:
+    """What the trainer relies on; subclasses set generator/discriminator/optimizers in __init__."""
+
+    generator: nn.Module  # wrapped: training forwards of G go through it
+    discriminator: nn.Module  # wrapped: training forwards of D go through it
+    optimizers: dict[str, torch.optim.Optimizer]  # {"g": ..., "d": ...}
+
+    @property
+    def generator_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def critic_module(self) -> nn.Module:
+        raise NotImplementedError
+
+    def loss_scale(self) -> torch.Tensor | None:
+        """fp16 loss scale for the penalty's AMP recipe; None without loss scaling."""
+        raise NotImplementedError
+
+    def update(self, name: str, loss: torch.Tensor) -> dict[str, torch.Tensor]:
+        """ONE backward of `loss`, optional clipping, the optimizer step of 'g' or 'd'."""
+        raise NotImplementedError
+
+    def save_state(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def load_state(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def learning_rates(self) -> dict[str, float]:
+        """Current lr of each optimizer, for the logs."""
+        return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+
+    def sync_buffers(self) -> None:
+        """Average BatchNorm running stats over processes (neither DDP here nor ZeRO syncs them)."""
+        average_buffers([self.generator_module, self.critic_module])
+
+    def compile(self) -> None:
+        """torch.compile the training forwards only: the plain modules stay uncompiled, so the
+        penalty's double backward (unsupported by compile) and checkpoint keys are unaffected."""
+        self.generator, self.discriminator = torch.compile(self.generator), torch.compile(self.discriminator)

@@ -1,0 +1,29 @@
+"""UserError: the base of every error that means "fix your input".
+
+Entry points catch UserError once, print its one-line message and exit 2; anything else is a bug
+and keeps its traceback. Each concern subclasses it (ConfigError, DataError, CheckpointError,
+DistributedError, MetricsError, TrackingError) so callers can still tell them apart; CheckpointError
+lives here because both checkpoint.py and the backends' state loaders raise it.
+This module imports nothing from distgan: every other module may import it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+USER_ERROR_EXIT_CODE = 2
+
+
+class UserError(Exception):
+    """A mistake in the user's input (config, data, checkpoint, launch): the message says the fix."""
+
+
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint or run directory that cannot be used: the message says what was expected."""
+
+
+def report(err: UserError) -> int:
+    """Print `err` as one line on stderr and return the exit code for user errors."""
+    message = " ".join(str(err).split("\n"))
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return USER_ERROR_EXIT_CODE
