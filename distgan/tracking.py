@@ -38,6 +38,7 @@ from distgan.errors import UserError
 WANDB_ID_FILE = "wandb_run_id.txt"
 METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
+EVENTS_FILE = "events.jsonl"  # rollbacks and other rare events, one JSON object per line
 DEFAULT_INIT_TIMEOUT_S = 30.0  # wandb's default of 90 s is too long to wait before failing
 
 
@@ -146,7 +147,7 @@ class Tracker:
             for path in (self.metrics_path, self.eval_path):
                 truncate_metrics(path, resumed_step)
         else:  # a fresh run (no checkpoint, or --resume never) starts a fresh history and wandb run
-            for path in (self.metrics_path, self.eval_path, run_dir / WANDB_ID_FILE):
+            for path in (self.metrics_path, self.eval_path, run_dir / WANDB_ID_FILE, run_dir / EVENTS_FILE):
                 path.unlink(missing_ok=True)
         if cfg.log.wandb.mode != "disabled":
             self.wandb_run = _init_wandb(cfg, run_dir, resumed=resumed_step is not None)
@@ -162,6 +163,24 @@ class Tracker:
         print(_format_console(step, self.cfg.train.steps, scalars), flush=True)
         if self.wandb_run is not None:
             self.wandb_run.log(scalars, step=step)
+
+    def rollback(self, step: int, detected_at: int, rollbacks: int, lr_scale: float) -> None:
+        """After a rollback to `step`: history cut back to it, the event in events.jsonl and the console."""
+        if not self.is_main:
+            return
+        for path in (self.metrics_path, self.eval_path):
+            truncate_metrics(path, step)
+        event = {"step": step, "event": "rollback", "detected_at": detected_at, "rollbacks": rollbacks}
+        event["lr_scale"] = lr_scale
+        with open(self.run_dir / EVENTS_FILE, "a") as f:
+            f.write(json.dumps({**event, "wall_time": time.time()}) + "\n")
+        print(
+            f"non-finite values at step {detected_at}: rolled back to step {step} (rollback {rollbacks}), "
+            f"learning rates x{lr_scale:g}",
+            flush=True,
+        )
+        if self.wandb_run is not None:  # wandb's step only grows: the event goes to the summary
+            self.wandb_run.summary.update({"rollbacks": rollbacks, "lr_scale": lr_scale})
 
     def log_picture(self, step: int, key: str, path: Path) -> None:
         """A picture already saved to disk (the sample grid) as a wandb.Image."""

@@ -6,7 +6,8 @@
     accelerate launch -m distgan.train --config configs/celeba_wgan.yaml
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m distgan.train --config ...
 
-Exit codes: 0 finished, 2 bad input (config, data, checkpoint path), 75 stopped by a signal after
+Exit codes: 0 finished, 2 bad input (config, data, checkpoint path, a locked or non-empty run
+directory), 3 non-finite values that could not be rolled back, 75 stopped by a signal after
 checkpointing (requeue and run the same command again: --resume auto continues).
 """
 
@@ -37,6 +38,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--resume",
         default="auto",
         help="auto (default): continue from <out_dir>/checkpoints/latest if it exists; never; or a PATH",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --resume never: move an existing run in train.out_dir to previous-<timestamp>/ first",
+    )
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume even though the config changes what is trained (model, data, objective, ...)",
     )
     return parser.parse_intermixed_args(argv)  # overrides may come before or after the options
 
@@ -76,7 +87,10 @@ def main(argv: list[str] | None = None, *, hooks=None) -> int:
             torch.use_deterministic_algorithms(True)
         from distgan.trainer import TrainHooks, train  # after the config: a bad one fails fast
 
-        return train(cfg, resume=args.resume, verbose=args.debug, hooks=hooks or TrainHooks())
+        return train(
+            cfg, resume=args.resume, verbose=args.debug, overwrite=args.overwrite,
+            allow_config_change=args.allow_config_change, hooks=hooks or TrainHooks(),
+        )  # fmt: skip
     except UserError as err:
         return report(err)
 

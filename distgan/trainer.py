@@ -9,6 +9,9 @@ Distributed rules this loop keeps (issue "Distributed correctness" proves them):
   all-reduces D's gradients there;
 - every process draws its own latent noise (seeded by seed + rank) and its own data shard.
 Host syncs (`.item()`, the all-reduce of the stop flag) happen only where commented.
+Faults: non-finite values are flagged on the device every step and looked at only at log and
+checkpoint steps (faults.py); a signal is honoured between G steps and, in long critic phases,
+between D steps (the checkpoint then records how many D steps of the iteration were done).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import torch
 
 from distgan import metrics, objectives
-from distgan.checkpoint import Checkpointer, TrainState, resume_point
+from distgan.checkpoint import Checkpointer, TrainState
 from distgan.config import ExperimentConfig
 from distgan.data import Batch, TrainStream, build_train_stream, evaluation_data
 from distgan.distributed import (
@@ -32,9 +35,11 @@ from distgan.distributed import (
     num_machines,
 )
 from distgan.ema import GeneratorEMA
+from distgan.faults import DIVERGED_EXIT_CODE, Diverged, NonFiniteGuard, roll_back
 from distgan.grids import samples_picture, save_png
 from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
+from distgan.run_directory import open_run
 from distgan.tracking import LogWindow, Tracker
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
@@ -172,6 +177,17 @@ def describe_models(backend: Backend) -> str:
     )
 
 
+def stop_with_checkpoint(
+    checkpointer: Checkpointer, state: TrainState, stop, accelerator, saved: bool
+) -> int:
+    """The preemption checkpoint: the state so far (mid-critic-phase too), then exit 75."""
+    where = f"step {state.step}" + (f" after {state.critic_steps} D steps" if state.critic_steps else "")
+    accelerator.print(f"{stop.signal_name or 'stop signal'}: checkpointing at {where}")
+    if not saved:
+        checkpointer.save(state)
+    return PREEMPTED_EXIT_CODE
+
+
 def due(step: int, every: int, finished: bool) -> bool:
     """True at the last step and every `every` steps (0 = only at the last step)."""
     return finished or bool(every and step % every == 0)
@@ -182,10 +198,13 @@ def train(
     resume: str = "auto",
     verbose: bool = False,
     *,
+    overwrite: bool = False,
+    allow_config_change: bool = False,
     stream: TrainStream | None = None,
     hooks: TrainHooks = TrainHooks(),
 ) -> int:
-    """Run (or continue) training. Returns 0 when finished, PREEMPTED_EXIT_CODE on a signal.
+    """Run (or continue) training. Returns 0 when finished, PREEMPTED_EXIT_CODE on a signal,
+    DIVERGED_EXIT_CODE when non-finite values could not be rolled back.
 
     `stream`: the data to train on (default: the configured source, this process's shard).
     """
@@ -196,7 +215,8 @@ def train(
     local_batch = cfg.validate(world_size=world).local_batch(world)  # the batch splits over the real world
     out_dir = Path(cfg.train.out_dir)
     prepare_process(cfg, device)
-    resume_from = resume_point(resume, out_dir)  # a bad --resume path fails before any data is read
+    stop = StopRequest(accelerator, cfg.distributed.stop_check_s)  # a signal during set-up counts too
+    lock, resume_from = open_run(cfg, accelerator, resume, overwrite, allow_config_change)  # before any data
 
     # Load the training set first: a bad source fails here, before any model is built.
     stream = stream or build_train_stream(cfg, rank, world)
@@ -213,53 +233,72 @@ def train(
     # Resume, or start fresh with a different noise stream on every process.
     checkpointer = Checkpointer(out_dir, accelerator, backend, cfg, ema, stream, num_machines(world))
     state = checkpointer.restore(resume_from) if resume_from else fresh_start(cfg, rank)  # RNG too
+    backend.set_learning_rates({"g": cfg.optim.g.lr * state.lr_scale, "d": cfg.optim.d.lr * state.lr_scale})
     if accelerator.is_main_process:
         cfg.save_yaml(out_dir / "config.yaml")
     tracker = Tracker(cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None)
     noise, reference = fixed_noise(cfg, device), prepare_reference(cfg, accelerator)
-    stop = StopRequest(accelerator)
+    guard = NonFiniteGuard(device)
 
     # Train: n_critic D steps, one G step, EMA; then log, samples, evaluation, checkpoint, stop check.
     window, exit_code = LogWindow(), 0
-    while state.step < cfg.train.steps:
-        n_critic = cfg.train.n_critic_at(state.step)
-        for _ in range(n_critic):
-            batch = next(stream).to(device)
-            hooks.before_d_step(backend, batch)
-            d_losses = d_step(backend, cfg, batch)
-            state.images_seen += cfg.data.batch_size
-        hooks.before_g_step(backend)
-        g_losses = g_step(backend, cfg, local_batch, device)
-        hooks.after_g_step(backend)
-        backend.sync_buffers()  # BatchNorm running stats: one all-reduce so every rank holds the same
-        state.step += 1
-        if ema is not None:
-            ema.update(backend.generator_module, state.step)
-        window.add(d_losses, g_losses, images=n_critic * cfg.data.batch_size)
+    try:
+        while state.step < cfg.train.steps:
+            n_critic = cfg.train.n_critic_at(state.step)
+            while state.critic_steps < n_critic:
+                batch = next(stream).to(device)
+                hooks.before_d_step(backend, batch)
+                d_losses = d_step(backend, cfg, batch)
+                guard.watch(d_losses)
+                state.images_seen += cfg.data.batch_size
+                state.critic_steps += 1
+                if state.critic_steps < n_critic and stop.poll():  # a long critic phase still stops
+                    break
+            if state.critic_steps < n_critic:  # stopped mid-phase: resume continues these D steps
+                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, saved=False)
+                break
+            hooks.before_g_step(backend)
+            g_losses = g_step(backend, cfg, local_batch, device)
+            hooks.after_g_step(backend)
+            guard.watch(g_losses)
+            backend.sync_buffers()  # BatchNorm running stats: one all-reduce so every rank holds the same
+            state.step, state.critic_steps = state.step + 1, 0
+            if ema is not None:
+                ema.update(backend.generator_module, state.step)
+            window.add(d_losses, g_losses, images=n_critic * cfg.data.batch_size)
 
-        finished = state.step == cfg.train.steps
-        if due(state.step, cfg.log.every, finished):
-            scalars = window.scalars(steps_left=cfg.train.steps - state.step)  # log-step host sync
-            scalars.update(images_seen=state.images_seen, **backend.learning_rates())
-            tracker.log(state.step, {**scalars, **{f"data_{k}": v for k, v in stream.stats.items()}})
-        if accelerator.is_main_process and due(state.step, cfg.log.sample_every, finished):
-            grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
-            tracker.log_picture(state.step, "samples", grid)
-        if reference is not None and due(state.step, cfg.eval.every, finished):
-            results = evaluate_now(backend, ema, cfg, reference, accelerator)  # collective: every rank
-            tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
-        saved = due(state.step, cfg.checkpoint.every, finished)
-        if saved:
-            checkpointer.save(state)
-        if not finished and stop.agreed():
-            accelerator.print(f"{stop.signal_name or 'stop signal'}: checkpointing at step {state.step}")
-            if not saved:
+            finished = state.step == cfg.train.steps
+            saving = due(state.step, cfg.checkpoint.every, finished)
+            if (saving or due(state.step, cfg.log.every, finished)) and guard.tripped(
+                accelerator, backend, ema, check_state=saving
+            ):  # never log or checkpoint NaN: roll back to the last good checkpoint, or give up
+                detected_at, window = state.step, LogWindow()
+                state = roll_back(cfg, state, checkpointer, backend, rank)
+                tracker.rollback(state.step, detected_at, state.rollbacks, state.lr_scale)
+                continue
+            if due(state.step, cfg.log.every, finished):
+                scalars = window.scalars(steps_left=cfg.train.steps - state.step)  # log-step host sync
+                scalars.update(images_seen=state.images_seen, **backend.learning_rates())
+                tracker.log(state.step, {**scalars, **{f"data_{k}": v for k, v in stream.stats.items()}})
+            if accelerator.is_main_process and due(state.step, cfg.log.sample_every, finished):
+                grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
+                tracker.log_picture(state.step, "samples", grid)
+            if reference is not None and due(state.step, cfg.eval.every, finished):
+                results = evaluate_now(backend, ema, cfg, reference, accelerator)  # collective: every rank
+                tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
+            if saving:
                 checkpointer.save(state)
-            exit_code = PREEMPTED_EXIT_CODE
-            break
-
-    stop.restore()
-    tracker.close()
+            if not finished and stop.agreed():
+                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, saved=saving)
+                break
+    except Diverged as err:
+        accelerator.print(f"error: {err}")
+        exit_code = DIVERGED_EXIT_CODE
+    finally:
+        stop.restore()
+        tracker.close()
+        if lock is not None:
+            lock.release()
     if exit_code == 0:
         accelerator.print(f"done: {state.step} steps, {state.images_seen} images; run directory {out_dir}")
     accelerator.end_training()

@@ -145,7 +145,16 @@ CONCERNS = [
     "grids",
 ]
 CONCERNS += ["host_memory"]
-ASSEMBLY_AND_ENTRIES = ["trainer", "generation", "train", "sample", "evaluate", "bench"]
+ASSEMBLY_AND_ENTRIES = [
+    "trainer",
+    "faults",
+    "run_directory",
+    "generation",
+    "train",
+    "sample",
+    "evaluate",
+    "bench",
+]
 
 
 def concern_of(module: str) -> str | None:

@@ -158,6 +158,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile G and D
     channels_last: bool = False  # channels_last memory format for conv models
     detect_anomaly: bool = False  # torch.autograd anomaly detection (slow; on in --debug)
+    on_nonfinite: Literal["stop", "rollback"] = "rollback"  # NaN/inf loss or weights: exit 3, or roll back
+    rollback_lr_factor: float = 0.5  # both learning rates are multiplied by this at each rollback, in (0, 1]
+    max_rollbacks: int = 3  # give up (exit 3) after this many rollbacks in one run
 
     def validate(self, prefix: str = "train") -> None:
         _require(self.steps >= 1, f"{prefix}.steps", f"must be >= 1, got {self.steps}")
@@ -175,6 +178,14 @@ class TrainConfig:
         )
         _require(
             0.0 <= self.ema_decay < 1.0, f"{prefix}.ema_decay", f"must be in [0, 1), got {self.ema_decay}"
+        )
+        _require(
+            0.0 < self.rollback_lr_factor <= 1.0,
+            f"{prefix}.rollback_lr_factor",
+            f"must be in (0, 1], got {self.rollback_lr_factor}",
+        )
+        _require(
+            self.max_rollbacks >= 0, f"{prefix}.max_rollbacks", f"must be >= 0, got {self.max_rollbacks}"
         )
 
     def n_critic_at(self, g_step: int) -> int:
@@ -222,10 +233,16 @@ class DistributedConfig:
     deepspeed_config: Optional[str] = None  # optional DeepSpeed JSON merged over the defaults
     sync_batchnorm: bool = False  # convert BatchNorm to SyncBatchNorm (GPU only)
     timeout_s: int = 600  # process-group timeout: a dead rank ends the job after this long
+    stop_check_s: float = 10.0  # a stop signal is acted on within about this many seconds, > 0
 
     def validate(self, prefix: str = "distributed") -> None:
         _require(self.zero_stage in (1, 2), f"{prefix}.zero_stage", f"must be 1 or 2, got {self.zero_stage}")
         _require(self.timeout_s >= 1, f"{prefix}.timeout_s", f"must be >= 1, got {self.timeout_s}")
+        _require(
+            0 < self.stop_check_s < float("inf"),
+            f"{prefix}.stop_check_s",
+            f"must be a positive number of seconds, got {self.stop_check_s}",
+        )
         if self.deepspeed_config is not None:
             _require(
                 Path(self.deepspeed_config).is_file(),

@@ -23,6 +23,7 @@ from distgan.distributed.ddp import AccelerateBackend
 from distgan.distributed.world import (
     DistributedError,
     StopRequest,
+    any_rank,
     build_accelerator,
     check_world,
     complete_from_launcher,
@@ -36,6 +37,7 @@ __all__ = [
     "Backend",
     "DistributedError",
     "StopRequest",
+    "any_rank",
     "average_buffers",
     "build_accelerator",
     "build_backend",

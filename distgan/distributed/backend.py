@@ -70,6 +70,12 @@ class Backend:
         """Current lr of each optimizer, for the logs."""
         return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
 
+    def set_learning_rates(self, lrs: dict[str, float]) -> None:
+        """lr of every param group of optimizer 'g' / 'd' (after a resume or a rollback)."""
+        for name, optimizer in self.optimizers.items():
+            for group in optimizer.param_groups:
+                group["lr"] = lrs[name]
+
     def sync_buffers(self) -> None:
         """Average BatchNorm running stats over processes (neither DDP here nor ZeRO syncs them)."""
         average_buffers([self.generator_module, self.critic_module])

@@ -4,7 +4,8 @@ Builds the Accelerator from the config and the launcher's environment, and refus
 silent failure modes in FACTS.md: N processes that each think they are alone (CPU + --multi_gpu
 without ACCELERATE_USE_CPU), fp16 on CPU, DeepSpeed without the package. The launcher's own
 settings complete the config as overrides (`launcher_overrides`): nothing here edits a config.
-`StopRequest` turns SIGUSR1/SIGTERM/SIGINT on any rank into one agreed stop.
+`StopRequest` turns SIGUSR1/SIGTERM/SIGINT on any rank into one agreed stop; `any_rank` agrees
+on a flag.
 
 Multi-node: the socket interface gloo/NCCL use is the launcher environment's GLOO_SOCKET_IFNAME /
 NCCL_SOCKET_IFNAME (FACTS.md: without it gloo binds to 127.0.0.1 and the nodes never connect).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import warnings
 from datetime import timedelta
 
@@ -132,12 +134,30 @@ def num_machines(world_size: int) -> int:
     return max(1, world_size // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
 
 
-class StopRequest:
-    """Remembers SIGUSR1/SIGTERM/SIGINT so the loop can checkpoint and exit; 2nd SIGINT aborts."""
+def any_rank(accelerator, flag: bool) -> bool:
+    """True on every rank when `flag` is True on any rank (one all-reduce; a host sync)."""
+    if accelerator.num_processes == 1:
+        return flag
+    value = torch.tensor([float(flag)], device=accelerator.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
 
-    def __init__(self, accelerator) -> None:
-        self.accelerator = accelerator
+
+class StopRequest:
+    """SIGUSR1/SIGTERM/SIGINT on any rank -> one agreed stop; a 2nd SIGINT aborts at once.
+
+    `agreed()` is checked after every G step. Inside a critic phase `poll()` is called after every
+    D step: one process reads its own flag (free). Several
+    processes agree with one all-reduce every `every` D steps, where `every` is re-agreed at each
+    check from the slowest rank's step time, so that checks come about every
+    distributed.stop_check_s seconds: a signal is honoured within about that long even inside a
+    long critic phase, without a collective on every step.
+    """
+
+    def __init__(self, accelerator, check_s: float) -> None:
+        self.accelerator, self.check_s = accelerator, check_s
         self.signal_name: str | None = None
+        self.every, self._since, self._last = 1, 0, time.perf_counter()
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._handle)
 
@@ -145,13 +165,27 @@ class StopRequest:
         if signum == signal.SIGINT and self.signal_name is not None:
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
-        self.accelerator.set_trigger()
 
-    def agreed(self) -> bool:
-        """True on every rank once any rank got a signal (one all-reduce: a host sync)."""
+    def poll(self) -> bool:
+        """True on every rank once any rank got a signal; a collective only every `every` calls."""
         if self.accelerator.num_processes == 1:
             return self.signal_name is not None
-        return self.accelerator.check_trigger()
+        self._since += 1
+        if self._since < self.every:
+            return False
+        now = time.perf_counter()
+        seconds_per_poll = (now - self._last) / self._since
+        self._since, self._last = 0, now
+        agreed = torch.tensor(
+            [float(self.signal_name is not None), seconds_per_poll], device=self.accelerator.device
+        )
+        torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)  # host sync, deliberate
+        self.every = max(1, int(self.check_s / max(float(agreed[1]), 1e-6)))  # the same on every rank
+        return bool(agreed[0] > 0)
+
+    def agreed(self) -> bool:
+        """Unthrottled check at the end of an iteration (one all-reduce with several processes)."""
+        return any_rank(self.accelerator, self.signal_name is not None)
 
     def restore(self) -> None:
         """After the final checkpoint a late duplicate signal (Slurm and the launcher both forward

@@ -10,14 +10,17 @@ Layout (DESIGN.md run-directory contract):
         config.yaml                       the resolved config (a checkpoint is self-contained)
         state/                            backend state: optimizers, scaler, RNG per rank
         ranks/rank_00000.json             per-process state (data position)
+        manifest.json                     size + sha256 of every file above, written last
 
 A checkpoint is written under `.tmp-step_...` and renamed when complete; `latest` is then
-replaced with os.replace. A crash at any point leaves `latest` naming a complete checkpoint.
-This module never decides WHEN to save; the trainer does.
+replaced with os.replace. A crash at any point leaves `latest` naming a complete checkpoint; a
+failed write (disk full) leaves the previous one as `latest` and says how much space is needed.
+This module never decides WHEN to save, nor whether the state is finite; the trainer does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -31,16 +34,18 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from distgan.checkpoint.locate import (
+    LATEST,
+    TMP_PREFIX,
+    checkpoint_name,
+    complete_checkpoints,
+    read_meta,
+    write_manifest,
+)
 from distgan.config import ExperimentConfig
 from distgan.errors import CheckpointError
 
-LATEST = "latest"
 EMA_WEIGHTS = "generator_ema"  # <checkpoint>/generator_ema.safetensors (DESIGN.md)
-TMP_PREFIX = ".tmp-"
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step_{step:07d}"
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -61,48 +66,20 @@ def load_weights(module: nn.Module, path: Path) -> None:
     module.load_state_dict(load_file(str(path)))
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run directory (-> its latest checkpoint), a `checkpoints` directory, or one checkpoint."""
-    path = Path(path)
-    if (path / "meta.json").is_file():
-        return path
-    for pointer in (path / "checkpoints" / LATEST, path / LATEST):
-        if pointer.is_file():
-            target = pointer.parent / pointer.read_text().strip()
-            if not (target / "meta.json").is_file():
-                raise CheckpointError(f"{pointer} names {target.name}, which is not a complete checkpoint")
-            return target
-    raise CheckpointError(
-        f"{path}: not a checkpoint; expected a run directory with checkpoints/latest, "
-        f"or a checkpoint directory containing meta.json"
-    )
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run, or None when it has none yet."""
-    pointer = Path(run_dir) / "checkpoints" / LATEST
-    if not pointer.is_file():
-        return None
-    return resolve_checkpoint(Path(run_dir))
-
-
-def resume_point(resume: str, run_dir: str | Path) -> Path | None:
-    """--resume: auto (the run's latest checkpoint, if any), never, or a PATH (must be a checkpoint)."""
-    if resume == "never":
-        return None
-    if resume == "auto":
-        return latest_checkpoint(run_dir)
-    return resolve_checkpoint(resume)
-
-
-def read_meta(checkpoint_dir: Path) -> dict[str, Any]:
-    return json.loads((checkpoint_dir / "meta.json").read_text())
-
-
 @dataclass
 class TrainState:
     step: int = 0  # G steps done
     images_seen: int = 0  # real images consumed by D, all processes together
+    critic_steps: int = 0  # D steps already done of the unfinished iteration (a stop mid-D-loop)
+    lr_scale: float = 1.0  # product of the rollback factors applied to both learning rates so far
+    rollbacks: int = 0  # automatic rollbacks after non-finite values
+
+    def to_meta(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> TrainState:
+        return cls(**{f.name: meta[f.name] for f in dataclasses.fields(cls) if f.name in meta})
 
 
 class Checkpointer:
@@ -126,7 +103,7 @@ class Checkpointer:
         if self.ema is not None:
             weights[EMA_WEIGHTS] = self.ema.model
         meta = {
-            "images_seen": state.images_seen,
+            **state.to_meta(),
             "world_size": self.accelerator.num_processes,
             "num_machines": self.machines,
             "backend": self.cfg.distributed.backend,
@@ -144,7 +121,7 @@ class Checkpointer:
         if self.ema is not None:
             load_weights(self.ema.model, checkpoint_dir / f"{EMA_WEIGHTS}.safetensors")
         self.accelerator.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
-        return TrainState(step=meta["step"], images_seen=meta["images_seen"])
+        return TrainState.from_meta(meta)
 
     def _write(
         self,
@@ -157,21 +134,30 @@ class Checkpointer:
         acc = self.accelerator
         name = checkpoint_name(step)
         tmp = self.root / f"{TMP_PREFIX}{name}"
-        if acc.is_main_process:
-            self.root.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier attempt
-            (tmp / "ranks").mkdir(parents=True)
-        acc.wait_for_everyone()
-        self.backend.save_state(tmp / "state")
-        _write_text_atomic(tmp / "ranks" / f"rank_{acc.process_index:05d}.json", json.dumps(rank_state))
-        acc.wait_for_everyone()  # every rank's files are in place before the rename
+        try:
+            if acc.is_main_process:
+                self.root.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier attempt
+                (tmp / "ranks").mkdir(parents=True)
+            acc.wait_for_everyone()
+            self.backend.save_state(tmp / "state")
+            _write_text_atomic(tmp / "ranks" / f"rank_{acc.process_index:05d}.json", json.dumps(rank_state))
+            acc.wait_for_everyone()  # every rank's files are in place before the rename
+            if acc.is_main_process:
+                for file_stem, module in weights.items():
+                    save_weights(module, tmp / f"{file_stem}.safetensors")
+                (tmp / "config.yaml").write_text(config_yaml)
+                _write_text_atomic(
+                    tmp / "meta.json", json.dumps({**meta, "step": step, "saved_at": time.time()}, indent=2)
+                )
+                write_manifest(tmp)  # last: a checkpoint without a matching manifest is never trusted
+        except (OSError, RuntimeError) as err:
+            if not _is_write_failure(err):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(_write_failure(self.root, name, err)) from None
         final = self.root / name
         if acc.is_main_process:
-            for file_stem, module in weights.items():
-                save_weights(module, tmp / f"{file_stem}.safetensors")
-            (tmp / "config.yaml").write_text(config_yaml)
-            meta = {**meta, "step": step, "saved_at": time.time()}
-            _write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=2))
             if final.exists():  # re-saving the same step (e.g. after a resume): replace it whole
                 old = self.root / f"{TMP_PREFIX}old-{name}"
                 shutil.rmtree(old, ignore_errors=True)
@@ -181,22 +167,21 @@ class Checkpointer:
             else:
                 os.replace(tmp, final)
             _write_text_atomic(self.root / LATEST, name + "\n")
-            self._prune()
+            self._prune(keep=final)
         acc.wait_for_everyone()
         return final
 
-    def _prune(self) -> None:
-        complete = sorted(
-            (p for p in self.root.glob("step_*") if (p / "meta.json").is_file()),
-            key=lambda p: (len(p.name), p.name),
-        )
-        for old in complete[: -self.keep_last]:
+    def _prune(self, keep: Path) -> None:
+        """Delete the oldest complete checkpoints of this lineage beyond keep_last, never `keep`
+        (just written). Checkpoints of abandoned lineages live in abandoned-*/ and are not counted."""
+        complete = [p for p in complete_checkpoints(self.root) if p != keep]
+        for old in complete[: max(0, len(complete) + 1 - self.keep_last)]:
             shutil.rmtree(old, ignore_errors=True)
 
     def _read(self, checkpoint_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         """Restore the backend's state; return (meta, this process's rank_state)."""
         acc = self.accelerator
-        meta = read_meta(checkpoint_dir)
+        meta = read_meta(checkpoint_dir)  # resolve_checkpoint/latest_checkpoint verified the manifest
         saved_world = meta.get("world_size")
         if saved_world != acc.num_processes:
             raise CheckpointError(
@@ -207,6 +192,30 @@ class Checkpointer:
         self.backend.load_state(checkpoint_dir / "state")
         rank_file = checkpoint_dir / "ranks" / f"rank_{acc.process_index:05d}.json"
         return meta, json.loads(rank_file.read_text())
+
+
+def _is_write_failure(err: BaseException | None) -> bool:
+    """OSError (ENOSPC, EDQUOT, EIO...), or torch.save's RuntimeError over a failed stream write
+    (torch reports "iostream error" and then a zip position error on top of it)."""
+    while err is not None:
+        if isinstance(err, OSError) or "iostream" in str(err) or "file write failed" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _write_failure(root: Path, name: str, err: OSError) -> str:
+    latest = (root / LATEST).read_text().strip() if (root / LATEST).is_file() else "none"
+    free = shutil.disk_usage(root).free if root.exists() else 0
+    sizes = [
+        sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in complete_checkpoints(root)[-1:]
+    ]
+    need = f"; one checkpoint needs about {sizes[0] / 2**20:.0f} MiB" if sizes else ""
+    return (
+        f"could not write checkpoint {root / name} ({getattr(err, 'strerror', None) or err}); "
+        f"{free / 2**20:.0f} MiB free on that "
+        f"disk{need}. The previous checkpoint stays latest ({latest}): free space and run the same command again"
+    )
 
 
 def torch_versions() -> dict[str, str]:

@@ -1,0 +1,56 @@
+"""What changed between a checkpoint's config and the one a resume runs with, and may it change.
+
+A resume may change how long and how visibly a run goes on, and its learning rates; anything
+that changes what is being trained (model, data, objective, seed, batch, precision) makes the
+checkpoint's state and the new config disagree, so it needs --allow-config-change.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+# Keys a resume may change freely (fnmatch patterns over dotted keys).
+RESUMABLE = (
+    "train.steps",
+    "train.out_dir",
+    "train.detect_anomaly",
+    "train.on_nonfinite",
+    "train.max_rollbacks",
+    "train.rollback_lr_factor",
+    "log.*",
+    "checkpoint.every",
+    "checkpoint.keep_last",
+    "eval.*",
+    "optim.d.lr",
+    "optim.g.lr",
+    "data.num_workers",  # the batches do not depend on it (data tests prove it)
+    "distributed.timeout_s",
+    "distributed.stop_check_s",
+)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def config_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, value in the checkpoint, value now) for every leaf that differs, sorted by key.
+    A key the checkpoint does not know (added in a newer distgan) counts as unchanged."""
+    before, after = flatten(saved), flatten(now)
+    return [(k, before[k], after[k]) for k in sorted(after) if k in before and before[k] != after[k]]
+
+
+def is_resumable(key: str) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for pattern in RESUMABLE)
+
+
+def describe(changes: list[tuple[str, Any, Any]]) -> str:
+    return "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)

@@ -1,0 +1,102 @@
+"""Opening a run directory for training: lock it, decide where to resume from, and refuse every
+start that would overwrite or mix up an earlier run. Nothing is ever deleted here.
+
+- a second run on the same train.out_dir fails naming the holder (checkpoint.RunLock);
+- `--resume auto` with a missing or broken `latest` but checkpoints on disk fails listing them;
+- `--resume never` where checkpoints exist fails unless --overwrite, which moves the old run to
+  `previous-<timestamp>/`;
+- resuming from an older checkpoint moves the newer ones to `checkpoints/abandoned-<timestamp>/`;
+- a resume whose config changes what is trained fails with the diff unless --allow-config-change.
+All ranks reach the same decision (one agreed flag) before any data is read or model built.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from distgan.checkpoint import (
+    LATEST,
+    RunLock,
+    abandon_newer,
+    has_checkpoints,
+    move_aside,
+    read_meta,
+    resume_point,
+)
+from distgan.config import ConfigError, ExperimentConfig
+from distgan.config.diff import config_changes, describe, is_resumable
+from distgan.distributed import any_rank
+from distgan.errors import CheckpointError, UserError
+
+
+def check_config_change(cfg: ExperimentConfig, checkpoint_dir: Path, allowed: bool) -> str:
+    """'' or a one-line description of what differs from the checkpoint's config; raises when a
+    change would make the restored state and the config disagree and it was not allowed."""
+    try:
+        saved = yaml.safe_load((checkpoint_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise CheckpointError(
+            f"{checkpoint_dir / 'config.yaml'}: unreadable ({type(err).__name__})"
+        ) from None
+    changes = config_changes(saved if isinstance(saved, dict) else {}, cfg.to_dict())
+    blocked = [change for change in changes if not is_resumable(change[0])]
+    if blocked and not allowed:
+        raise ConfigError(
+            f"resuming {checkpoint_dir} with a config that changes what is trained ({describe(blocked)}); "
+            f"undo the change, start a new train.out_dir, or pass --allow-config-change"
+        )
+    return describe(changes)
+
+
+def open_run(cfg: ExperimentConfig, accelerator, resume: str, overwrite: bool, allow_change: bool):
+    """(the held RunLock or None on other ranks, the checkpoint to resume from or None)."""
+    out_dir = Path(cfg.train.out_dir)
+    lock = RunLock(out_dir) if accelerator.is_main_process else None
+    error, resume_from, changes = None, None, ""
+    try:
+        if lock is not None:
+            lock.acquire()
+        resume_from = resume_point(resume, out_dir)
+        existing = has_checkpoints(out_dir) if resume == "never" else []
+        if existing and not overwrite:
+            raise CheckpointError(
+                f"train.out_dir {out_dir} already holds checkpoints ({', '.join(p.name for p in existing)}) "
+                f"and --resume never would overwrite them: continue with --resume auto, or pass --overwrite "
+                f"to move the old run to {out_dir}/previous-<timestamp>/, or use another train.out_dir"
+            )
+        if resume_from is not None:
+            changes = check_config_change(cfg, resume_from, allow_change)
+    except UserError as err:
+        error = err
+    if any_rank(accelerator, error is not None):
+        if lock is not None:
+            lock.release()
+        raise error or CheckpointError(
+            "the run directory could not be opened (see the first process's error)"
+        )
+    if accelerator.is_main_process:
+        _set_aside(out_dir, resume, overwrite, resume_from)
+        if changes:
+            print(f"config changed since {resume_from.name}: {changes}", flush=True)
+    accelerator.wait_for_everyone()
+    return lock, resume_from
+
+
+def _set_aside(out_dir: Path, resume: str, overwrite: bool, resume_from: Path | None) -> None:
+    if resume == "never" and overwrite and out_dir.is_dir():
+        moved = move_aside(out_dir)
+        if moved is not None:
+            print(f"--overwrite: moved the previous run to {moved}", flush=True)
+    if resume_from is None:
+        return
+    root = out_dir / "checkpoints"
+    abandoned = abandon_newer(root, read_meta(resume_from)["step"])
+    if abandoned is not None:
+        print(f"resuming from an older checkpoint: moved the newer ones to {abandoned}", flush=True)
+        if resume_from.parent.resolve() == root.resolve():  # `latest` names the checkpoint we continue
+            pointer = root / f".tmp-{LATEST}"
+            pointer.write_text(resume_from.name + "\n")
+            os.replace(pointer, root / LATEST)

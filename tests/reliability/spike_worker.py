@@ -1,0 +1,30 @@
+"""`python tests/reliability/spike_worker.py SPIKE_AT_D_STEP [distgan.train arguments]`
+
+The real `distgan.train` entry point with one test hook: before the given D step (counted from 1
+on this process) D's learning rate is set to infinity for that one step, which drives the
+weights, and then the losses, to NaN. Launched as one process or under `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from distgan import train as train_cli
+from distgan.trainer import TrainHooks
+
+
+def main() -> int:
+    spike_at, argv = int(sys.argv[1]), sys.argv[2:]
+    seen = {"d_steps": 0}
+
+    def spike(backend, batch) -> None:
+        seen["d_steps"] += 1
+        if seen["d_steps"] == spike_at:  # once: the rollback restores finite lrs afterwards
+            for group in backend.optimizers["d"].param_groups:
+                group["lr"] = float("inf")
+
+    return train_cli.main(argv, hooks=TrainHooks(before_d_step=spike))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
