@@ -81,7 +81,9 @@ distgan_slurm_main() {
     local config=$1
     shift
     [ -f "$config" ] || distgan_die "config file not found: '$config' (relative paths are relative to the submit directory ${SLURM_SUBMIT_DIR:-$PWD})"
-    config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
+    # Absolute first (so `cd` never sees `-` or an option), and `--` so a name like -x.yaml is no option.
+    case $config in /*) ;; *) config=$PWD/$config ;; esac
+    config=$(cd -- "$(dirname -- "$config")" && pwd)/$(basename -- "$config")
 
     # --- nodes -----------------------------------------------------------------------------------
     local nnodes=${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-}}
@@ -103,12 +105,15 @@ distgan_slurm_main() {
     [ -n "$DISTGAN_PYTHON" ] && [ -x "$(command -v "$DISTGAN_PYTHON")" ] ||
         distgan_die "no python found: set DISTGAN_PYTHON=/path/to/venv/bin/python or DISTGAN_VENV=/path/to/venv"
     DISTGAN_ENTRY=${DISTGAN_ENTRY:-distgan.train}
+    [[ "$DISTGAN_ENTRY" =~ ^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$ ]] ||
+        distgan_die "DISTGAN_ENTRY must be a Python module name like distgan.train, got '$DISTGAN_ENTRY'"
     # The repository root on PYTHONPATH lets `-m distgan.train` work from a plain checkout.
     export PYTHONPATH="$DISTGAN_HOME${PYTHONPATH:+:$PYTHONPATH}"
-    "$DISTGAN_PYTHON" -c "
+    # The entry module travels as an argument, never as part of the program text.
+    "$DISTGAN_PYTHON" -c '
 import importlib.util, sys
-missing = [m for m in ('accelerate', '${DISTGAN_ENTRY%%.*}') if importlib.util.find_spec(m) is None]
-sys.exit('cannot import ' + ', '.join(missing) + ' with ' + sys.executable if missing else 0)" ||
+missing = [m for m in ("accelerate", sys.argv[1].split(".")[0]) if importlib.util.find_spec(m) is None]
+sys.exit("cannot import " + ", ".join(missing) + " with " + sys.executable if missing else 0)' "$DISTGAN_ENTRY" ||
         distgan_die "$DISTGAN_PYTHON cannot run distgan: install it (pip install -e .) or set DISTGAN_PYTHON / DISTGAN_VENV"
 
     # --- processes -------------------------------------------------------------------------------

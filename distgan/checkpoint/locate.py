@@ -35,7 +35,11 @@ def complete_checkpoints(root: Path) -> list[Path]:
     """Checkpoint directories under `root` that finished writing (meta.json present), oldest first."""
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if NAME.fullmatch(p.name) and (p / "meta.json").is_file()]
+    found = [
+        p
+        for p in root.iterdir()
+        if NAME.fullmatch(p.name) and not p.is_symlink() and (p / "meta.json").is_file()
+    ]
     return sorted(found, key=step_of)
 
 
@@ -111,7 +115,9 @@ def _pointer_target(root: Path) -> tuple[Path | None, str]:
     except (OSError, UnicodeDecodeError) as err:
         return None, f"{pointer} is not a readable text file ({type(err).__name__})"
     if not NAME.fullmatch(name):
-        return None, f"{pointer} holds {name[:80]!r}, not a checkpoint name like step_0000100"
+        return None, f"{pointer} holds {name[:300]!r}, not a checkpoint name like step_0000100"
+    if (root / name).resolve().parent != root.resolve():  # a symlink out would resume another run
+        return None, f"{pointer} names {name}, a link to outside {root}"
     if not (root / name / "meta.json").is_file():
         return None, f"{pointer} names {name}, which is not a complete checkpoint"
     return root / name, ""

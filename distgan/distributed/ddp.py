@@ -10,6 +10,7 @@ from torch import nn
 
 from distgan.config import ExperimentConfig
 from distgan.distributed.backend import Backend, build_optimizer, convert_batchnorm
+from distgan.distributed.safe_load import check_accelerate_state
 
 
 class AccelerateBackend(Backend):
@@ -67,4 +68,5 @@ class AccelerateBackend(Backend):
         self.accelerator.save_state(str(directory))
 
     def load_state(self, directory: Path) -> None:
+        check_accelerate_state(directory, self.accelerator.process_index)  # refuse, never skip
         self.accelerator.load_state(str(directory))

@@ -20,19 +20,18 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import random
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from distgan.config import ExperimentConfig
 from distgan.distributed.backend import Backend, build_optimizer, convert_batchnorm
 from distgan.distributed.deepspeed_json import deepspeed_config
+from distgan.distributed.rng_state import load_rng_state, save_rng_state
+from distgan.distributed.safe_load import deepspeed_safe_globals, safe_torch_load
 from distgan.errors import CheckpointError
 
 ENGINE_TAGS = {"g": "generator", "d": "discriminator"}  # sub-directories of a checkpoint's state/
@@ -129,10 +128,11 @@ class DeepSpeedBackend(Backend):
         directory.mkdir(parents=True, exist_ok=True)
         for name, engine in self.engines.items():
             engine.save_checkpoint(str(directory), tag=ENGINE_TAGS[name], save_latest=False)
-        torch.save(_rng_state(), directory / f"rng_state_{self.accelerator.process_index}.pt")
+        save_rng_state(directory, self.accelerator.process_index)
 
     def load_state(self, directory: Path) -> None:
         for name, engine in self.engines.items():
+            _load_without_code_execution(engine)
             path, _ = engine.load_checkpoint(
                 str(directory),
                 tag=ENGINE_TAGS[name],
@@ -143,9 +143,19 @@ class DeepSpeedBackend(Backend):
                 raise CheckpointError(
                     f"{directory / ENGINE_TAGS[name]}: no DeepSpeed checkpoint to resume from"
                 )
-        _set_rng_state(
-            torch.load(directory / f"rng_state_{self.accelerator.process_index}.pt", weights_only=False)
-        )
+        load_rng_state(directory, self.accelerator.process_index)
+
+
+def _load_without_code_execution(engine) -> None:
+    """Route every file DeepSpeed reads at resume (model states, ZeRO optimizer partitions) through
+    `weights_only=True` with DeepSpeed's few plain-data types allowed: its own engine unpickles with
+    weights_only=False, which runs whatever a tampered checkpoint file asks for."""
+    allowed = deepspeed_safe_globals()
+
+    def load(path, map_location=None):
+        return safe_torch_load(path, map_location=map_location, allowed=allowed)
+
+    engine.checkpoint_engine.load = load
 
 
 def _join_world_of_one(accelerator) -> None:
@@ -169,18 +179,3 @@ def _data_parallel_group_with_timeout(timeout_s: int) -> None:
         groups._WORLD_GROUP = torch.distributed.new_group(
             ranks=list(range(world)), timeout=timedelta(seconds=timeout_s)
         )
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
