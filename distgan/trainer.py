@@ -201,16 +201,18 @@ def train(
     overwrite: bool = False,
     allow_config_change: bool = False,
     stream: TrainStream | None = None,
+    accelerator=None,
     hooks: TrainHooks = TrainHooks(),
 ) -> int:
     """Run (or continue) training. Returns 0 when finished, PREEMPTED_EXIT_CODE on a signal,
     DIVERGED_EXIT_CODE when non-finite values could not be rolled back.
 
     `stream`: the data to train on (default: the configured source, this process's shard).
+    `accelerator`: one the caller built for this config (tests wrap one to observe or fake ranks).
     """
     # Join the world; the launcher's settings complete the config, which the world size then checks.
     cfg = complete_from_launcher(cfg)
-    accelerator = build_accelerator(cfg)
+    accelerator = accelerator or build_accelerator(cfg)
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     local_batch = cfg.validate(world_size=world).local_batch(world)  # the batch splits over the real world
     out_dir = Path(cfg.train.out_dir)

@@ -87,7 +87,21 @@ def test_missing_and_invalid_files(tmp_path):
     ],
 )
 def test_shipped_configs_are_valid(config):
-    load_config(f"configs/{config}.yaml")
+    path = f"configs/{config}.yaml"
+    cfg = load_config(path).to_dict()
+    raw = yaml.safe_load(open(path).read())
+    assert raw, path
+
+    def check(raw_section, loaded, where):  # every key the file sets arrives in the config as written
+        for key, value in raw_section.items():
+            if isinstance(value, dict):
+                check(value, loaded[key], f"{where}{key}.")
+            elif isinstance(value, str) and isinstance(loaded[key], float):
+                assert loaded[key] == float(value), f"{where}{key}"
+            else:
+                assert loaded[key] == value, f"{where}{key}"
+
+    check(raw, cfg, "")
 
 
 def test_cli_rejects_bad_input_before_compute(tmp_path):

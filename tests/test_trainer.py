@@ -1,14 +1,16 @@
-"""Trainer: exact resume, crash-safe checkpoints, the run-directory contract, the toy ring."""
+"""Trainer: exact resume, crash-safe checkpoints, the run-directory contract.
+
+The toy ring and MNIST quality checks live in test_quality_short.py."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from distgan import checkpoint as ckpt_module
+from distgan.checkpoint import store as ckpt_module
 from distgan.config import load_config
+from distgan.errors import CheckpointError
 from distgan.trainer import train
 from tests.conftest import TINY
 
@@ -66,7 +68,7 @@ def test_crash_mid_save_keeps_latest_on_previous_checkpoint(tmp_path, fresh_acce
         real_save(module, path)
 
     monkeypatch.setattr(ckpt_module, "save_weights", flaky_save)
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(CheckpointError, match="could not write checkpoint .*simulated.* stays latest"):
         train(tiny_cfg(run, "train.steps=4", "checkpoint.every=2"))
     checkpoints = run / "checkpoints"
     assert (checkpoints / "latest").read_text().strip() == "step_0000002"
@@ -100,27 +102,3 @@ def test_keep_last_clipping_and_critic_boost(tmp_path, fresh_accelerate):
     # 3 D steps before each of the first 2 G steps, then 1: images seen after each G step
     assert [r["images_seen"] for r in records] == [16 * n for n in (3, 6, 7, 8, 9)]
     assert all(r["d_grad_norm"] > 0 and r["g_grad_norm"] > 0 for r in records)  # norms before clipping
-
-
-def _mode_counts(points: np.ndarray, means: np.ndarray, std: float) -> np.ndarray:
-    dist = np.linalg.norm(points[:, None, :] - means[None], axis=2)
-    nearest = dist.argmin(1)
-    close = dist.min(1) < 3 * std
-    return np.bincount(nearest[close], minlength=len(means))
-
-
-@pytest.mark.slow
-def test_wgan_gp_covers_all_eight_ring_modes(tmp_path, fresh_accelerate):
-    from distgan import load_generator
-    from distgan.data import toy_modes
-
-    run = tmp_path / "ring"
-    cfg = load_config("configs/toy_ring.yaml", [f"train.out_dir={run}", "train.steps=600", "log.every=100"])
-    assert cfg.objective.loss == "wgan-gp" and cfg.train.n_critic == 5
-    assert train(cfg) == 0
-    points = load_generator(run).sample(20_000, seed=1).numpy()
-    means, std = toy_modes("ring8")
-    counts = _mode_counts(points, means, std)
-    assert (counts >= 5).all(), counts  # every mode is generated, within 3 std of its mean
-    # and precisely: a blurry disk of the same radius puts ~0.6% of its samples that close
-    assert counts.sum() > 0.05 * len(points), counts

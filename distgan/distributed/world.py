@@ -134,9 +134,15 @@ def num_machines(world_size: int) -> int:
     return max(1, world_size // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
 
 
+def _alone() -> bool:
+    """No other process to agree with (no process group, or a world of one)."""
+    dist = torch.distributed
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1
+
+
 def any_rank(accelerator, flag: bool) -> bool:
     """True on every rank when `flag` is True on any rank (one all-reduce; a host sync)."""
-    if accelerator.num_processes == 1:
+    if _alone():
         return flag
     value = torch.tensor([float(flag)], device=accelerator.device)
     torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
@@ -168,7 +174,7 @@ class StopRequest:
 
     def poll(self) -> bool:
         """True on every rank once any rank got a signal; a collective only every `every` calls."""
-        if self.accelerator.num_processes == 1:
+        if _alone():
             return self.signal_name is not None
         self._since += 1
         if self._since < self.every:
