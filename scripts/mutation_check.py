@@ -33,6 +33,11 @@ OBJ = ["tests/test_losses_exact.py", "tests/test_objectives.py"]
 PHASES = ["tests/test_phases.py", "tests/test_conditional_models.py"]
 LOOP = ["tests/test_trainer_loop.py"]
 RESUME = ["tests/test_trainer.py"]
+RUN_DIR = ["tests/reliability/test_run_directory.py"]
+FAULTS = ["tests/reliability/test_nonfinite.py"]
+SIGNALS = ["tests/reliability/test_signals.py"]
+SECURITY = ["tests/reliability/test_checkpoint_security.py"]
+ARCH = ["tests/test_architecture.py"]
 EMA = ["tests/test_ema.py", "tests/test_trainer_loop.py"]
 KID = ["tests/metrics/test_kid_reference.py", "tests/metrics/test_distances.py"]
 FD = ["tests/metrics/test_distances.py"]
@@ -399,6 +404,79 @@ MUTATIONS: list[Mutation] = [
         "        if False:\n",
         "a YAML '1e-4' learning rate is rejected",
         CONFIG,
+    ),
+    # --- reliability (issue 11): faults, run directory, signals, security
+    m(
+        "nonfinite-loss-not-watched",
+        "distgan/faults.py",
+        'self.flag |= ~torch.isfinite(losses["loss"].detach()).all()',
+        "pass",
+        "a NaN loss is not flagged (found only later, in the weights)",
+        FAULTS,
+    ),
+    m(
+        "rollback-lr-not-reduced",
+        "distgan/faults.py",
+        "lr_scale=state.lr_scale * cfg.train.rollback_lr_factor",
+        "lr_scale=state.lr_scale",
+        "a rollback keeps the learning rates that diverged",
+        FAULTS,
+    ),
+    m(
+        "manifest-hash-unchecked",
+        "distgan/checkpoint/locate.py",
+        'if _sha256(path) != expected["sha256"]:',
+        "if False:",
+        "an edited checkpoint file of the right size is trusted",
+        RUN_DIR,
+    ),
+    m(
+        "run-lock-not-taken",
+        "distgan/checkpoint/rundir.py",
+        "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)",
+        "pass",
+        "two runs may write the same run directory",
+        RUN_DIR,
+    ),
+    m(
+        "resume-never-overwrites",
+        "distgan/run_directory.py",
+        "if existing and not overwrite:",
+        "if False:",
+        "--resume never silently restarts over existing checkpoints",
+        RUN_DIR,
+    ),
+    m(
+        "config-change-unchecked",
+        "distgan/run_directory.py",
+        "if blocked and not allowed:",
+        "if False:",
+        "a resume with another model/seed/data is accepted",
+        RUN_DIR,
+    ),
+    m(
+        "latest-may-be-a-path",
+        "distgan/checkpoint/locate.py",
+        "if not NAME.fullmatch(name):",
+        "if not name:",
+        "checkpoints/latest may name a path into another run",
+        SECURITY,
+    ),
+    m(
+        "no-stop-inside-critic-phase",
+        "distgan/trainer.py",
+        "if state.critic_steps < n_critic and stop.poll():",
+        "if False:",
+        "a signal waits for the end of a long critic phase",
+        SIGNALS,
+    ),
+    m(
+        "import-circle",
+        "distgan/config/sections.py",
+        "from distgan.errors import UserError\n",
+        "from distgan.errors import UserError\n\n\ndef _circle():\n    from distgan import trainer  # noqa\n",
+        "a function-level import that closes a circle",
+        ARCH,
     ),
 ]
 

@@ -188,3 +188,14 @@ def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint_latest(tiny
     latest = (out / "checkpoints" / "latest").read_text().strip()
     verify(out / "checkpoints" / latest)
     assert not list((out / "checkpoints").glob(".tmp-*"))  # the partial checkpoint was removed
+
+
+def test_an_edited_checkpoint_file_of_the_same_size_is_caught_by_its_hash(run):
+    weights = run / "checkpoints" / "step_0000004" / "discriminator.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF  # one flipped byte in the tensor data: same size, other content
+    weights.write_bytes(bytes(data))
+    result = train(run, "train.steps=5")
+    assert result.returncode == 0, result.stderr
+    assert "discriminator.safetensors does not match its sha256" in result.stderr
+    assert "step_0000002 at step 2" in result.stdout
