@@ -35,6 +35,7 @@ from distgan.ema import GeneratorEMA
 from distgan.grids import samples_picture, save_png
 from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
+from distgan.models.footprint import check_fits
 from distgan.tracking import LogWindow, Tracker
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
@@ -194,6 +195,7 @@ def train(
     accelerator = build_accelerator(cfg)
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     local_batch = cfg.validate(world_size=world).local_batch(world)  # the batch splits over the real world
+    check_fits(cfg, world, device)  # absurd sizes (ConfigError) before any data is read or model built
     out_dir = Path(cfg.train.out_dir)
     prepare_process(cfg, device)
     resume_from = resume_point(resume, out_dir)  # a bad --resume path fails before any data is read
