@@ -53,11 +53,14 @@ def safe_load_strict(text: str, source: str) -> Any:
     """yaml.safe_load with duplicate keys refused; `source` names the text in error messages."""
     loader = StrictLoader(text)
     loader.source = source
+    loader.name = source.removeprefix(
+        "--config: "
+    )  # marks in YAML errors name the file, not "<unicode string>"
     try:
         return loader.get_single_data()
     except yaml.YAMLError as err:
         message = " ".join(str(err).split())
-        raise ConfigError(f"{source}: not valid YAML: {message}") from None
+        raise ConfigError(f"{source} is not valid YAML: {message}") from None
     finally:
         loader.dispose()
 

@@ -41,8 +41,8 @@ CASES = [
     Case("duplicate nested key", ("--config", "{files}/dup_key.yaml"), ("duplicate key optim.d.lr", "lines 3 and 4")),
     Case("seed negative", (*TOY, "train.seed=-1"), ("train.seed", "-1")),
     Case("seed 2**32", (*TOY, "train.seed=4294967296"), ("train.seed", "4294967296")),
-    Case("n_critic huge", (*TOY, "train.n_critic=100000"), ("train.n_critic", "1000")),
-    Case("boost n_critic huge", (*TOY, "train.critic_boost_n_critic=5000"), ("train.critic_boost_n_critic",)),
+    Case("n_critic huge", (*TOY, "train.n_critic=5000"), ("train.n_critic", "1000")),
+    Case("boost n_critic huge", (*TOY, "train.critic_boost_n_critic=5000", "train.critic_boost_steps=1"), ("train.critic_boost_n_critic", "1000")),
     Case("lr inf", (*TOY, "optim.d.lr=inf"), ("optim.d.lr", "finite")),
     Case("lr nan", (*TOY, "optim.g.lr=.nan"), ("optim.g.lr", "finite")),
     Case("lr above 1", (*TOY, "optim.g.lr=3"), ("optim.g.lr", "(0, 1]")),
@@ -86,7 +86,7 @@ WARNINGS = [
 def _write_fixtures(files: Path) -> None:
     (files / "latin1.yaml").write_bytes("# Caf\xe9 run\ntrain:\n  steps: 1\n".encode("latin-1"))
     (files / "dup_section.yaml").write_text("train:\n  steps: 1\ntrain:\n  steps: 2\n")
-    (files / "dup_key.yaml").write_text("optim:\n  d:\n    lr: 1.0e-4\n    lr: 2.0e-4\n")
+    (files / "dup_key.yaml").write_text("optim:\n  d:\n    lr: 1.0e-4\n    lr: 2.0e-4\ntrain:\n  steps: 1\n")
     (files / "a_file").write_text("not a directory\n")
     (files / "empty.parquet").write_bytes(b"")
     table = pq.read_table(EMBEDDED_PATH).slice(0, 200)
@@ -122,10 +122,11 @@ def _run(name: str, args: tuple[str, ...], subs: dict[str, str], runs: Path) -> 
         argv.append(f"train.out_dir={runs / name.replace(' ', '_')}")
     env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", HF_HUB_OFFLINE="1",
                PYTHONPATH=str(REPO))  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "distgan.train", *argv],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "distgan.train", *argv]
+    try:
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired as err:  # an accepted bad input may train on: fail this row only
+        return subprocess.CompletedProcess(command, -9, err.stdout or "", f"timed out\n{err.stderr or ''}")
 
 
 @pytest.fixture(scope="module")
