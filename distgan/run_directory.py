@@ -6,13 +6,17 @@ start that would overwrite or mix up an earlier run. Nothing is ever deleted her
 - `--resume never` where checkpoints exist fails unless --overwrite, which moves the old run to
   `previous-<timestamp>/`;
 - resuming from an older checkpoint moves the newer ones to `checkpoints/abandoned-<timestamp>/`;
-- a resume whose config changes what is trained fails with the diff unless --allow-config-change.
+- a resume whose config changes what is trained fails with the diff unless --allow-config-change;
+- `check_out_dir` (before the models are built): an out_dir that is a file, lies under one, or
+  cannot be written fails at once instead of at the first checkpoint (it writes one probe file in
+  the nearest existing directory and removes it; `os.access` says yes to root).
 All ranks reach the same decision (one agreed flag) before any data is read or model built.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -100,3 +104,27 @@ def _set_aside(out_dir: Path, resume: str, overwrite: bool, resume_from: Path | 
             pointer = root / f".tmp-{LATEST}"
             pointer.write_text(resume_from.name + "\n")
             os.replace(pointer, root / LATEST)
+
+
+def check_out_dir(out_dir: str, key: str = "train.out_dir") -> None:
+    """Raise ConfigError naming `key` when `out_dir` cannot be created or written."""
+    path = Path(out_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            f"{key}: {out_dir} is an existing file, not a directory; valid: a new or existing directory path"
+        )
+    existing = path.absolute()
+    while not existing.exists():  # the nearest ancestor that exists: the run directory goes there
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{key}: {out_dir} lies under {existing}, which is a file; valid: a path under a directory"
+        )
+    try:  # os.access says yes to root on read-only mounts and no-write directories: really try
+        fd, probe = tempfile.mkstemp(prefix=".distgan-write-check-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(
+            f"{key}: cannot write in {existing} ({err.strerror or err}); valid: a directory you can write to"
+        ) from None

@@ -19,6 +19,7 @@ import sys
 from distgan.config import ConfigError, ExperimentConfig, load_config, override
 from distgan.distributed import launched_world_size
 from distgan.errors import UserError, report
+from distgan.run_directory import check_out_dir
 
 DEBUG_STEPS = 10
 
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None, *, hooks=None) -> int:
     args = parse_args(argv)
     try:
         cfg = build_config(args)
+        check_out_dir(cfg.train.out_dir)  # a file or read-only place fails now, not at the first save
         if args.debug:
             import torch
 

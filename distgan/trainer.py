@@ -39,6 +39,7 @@ from distgan.faults import DIVERGED_EXIT_CODE, Diverged, NonFiniteGuard, roll_ba
 from distgan.grids import samples_picture, save_png
 from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
+from distgan.models.footprint import check_fits
 from distgan.run_directory import open_run
 from distgan.tracking import LogWindow, Tracker
 
@@ -215,6 +216,7 @@ def train(
     accelerator = accelerator or build_accelerator(cfg)
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     local_batch = cfg.validate(world_size=world).local_batch(world)  # the batch splits over the real world
+    check_fits(cfg, world, device)  # absurd sizes (ConfigError) before any data is read or model built
     out_dir = Path(cfg.train.out_dir)
     prepare_process(cfg, device)
     stop = StopRequest(accelerator, cfg.distributed.stop_check_s)  # a signal during set-up counts too

@@ -14,9 +14,9 @@ from distgan.config import ConfigError, ExperimentConfig, config_from_dict, load
     [
         (["train.stepz=10"], "unknown key train.stepz; valid keys in train: "),
         (["nosuchsection.x=1"], "unknown key nosuchsection; valid keys: "),
-        (["optim.d.lr=-1e-4"], "optim.d.lr: must be > 0, got -0.0001"),
+        (["optim.d.lr=-1e-4"], "optim.d.lr: must be in (0, 1]"),
         (["optim.g.lr=fast"], "optim.g.lr: must be a number, got 'fast'"),
-        (["train.n_critic=0"], "train.n_critic: must be >= 1, got 0"),
+        (["train.n_critic=0"], "train.n_critic: must be in [1, 1000], got 0"),
         (["train.steps=ten"], "train.steps: must be an integer, got 'ten'"),
         (["train.steps=1.5"], "train.steps: must be an integer, got 1.5"),
         (["train.compile=maybe"], "train.compile: must be true or false, got 'maybe'"),
@@ -121,7 +121,7 @@ def test_cli_rejects_bad_input_before_compute(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2
-    assert "error: optim.d.lr: must be > 0, got -1.0" in result.stderr
+    assert "error: optim.d.lr: must be in (0, 1]" in result.stderr
     assert not out.exists()  # nothing was started
 
 

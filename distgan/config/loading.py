@@ -8,14 +8,14 @@ validation, so no code path ever writes to a config after it was checked.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-import yaml
-
 from distgan.config.sections import ConfigError, ExperimentConfig
+from distgan.config.strict_yaml import read_yaml, safe_load_strict
 
 
 def _type_name(tp: Any) -> str:
@@ -64,14 +64,19 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"{key}: must be an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: must be a number, got {value!r}")
+        if number is None:
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
+        if not math.isfinite(number):  # nan/inf pass every range check written as a comparison
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -110,7 +115,7 @@ def _parse_override(text: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"override {text!r}: empty key; expected KEY=VALUE")
-    return key.split("."), yaml.safe_load(value) if value.strip() else ""
+    return key.split("."), safe_load_strict(value, f"override {text!r}") if value.strip() else ""
 
 
 def _apply_override(raw: dict[str, Any], path: list[str], value: Any) -> None:
@@ -130,12 +135,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), world_size: 
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"--config: file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--config: {path} is not valid YAML: {err}") from None
+        raw = read_yaml(path) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"--config: {path} must hold a mapping of sections, got {type(raw).__name__}")
     for text in overrides:

@@ -34,6 +34,11 @@ DCGAN_RESOLUTIONS = (28, 32, 64)
 TOY_DATASETS = ("ring8", "grid25")
 EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverage")  # distgan.metrics
 EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
+SEED_LIMIT = 2**32  # numpy and the data shuffle take 32-bit seeds; torch's would silently wrap
+# D steps per G step: the WGAN paper's critic boost uses 100. Far above that the generator barely
+# trains and one G step (where stop signals and logs are looked at) takes minutes: a typo, not a plan.
+MAX_N_CRITIC = 1000
+MAX_PENALTY_WEIGHT = 1e4  # gp_weight / r1_weight: published values are 0.1-10; more only swamps the loss
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,13 @@ class ObjectiveConfig:
     real_label: float = 1.0  # BCE target for real images; 0.9 = one-sided label smoothing
 
     def validate(self, prefix: str = "objective") -> None:
-        _require(self.gp_weight >= 0, f"{prefix}.gp_weight", f"must be >= 0, got {self.gp_weight}")
-        _require(self.r1_weight >= 0, f"{prefix}.r1_weight", f"must be >= 0, got {self.r1_weight}")
+        for name in ("gp_weight", "r1_weight"):
+            value = getattr(self, name)
+            _require(
+                0 <= value <= MAX_PENALTY_WEIGHT,
+                f"{prefix}.{name}",
+                f"must be in [0, {MAX_PENALTY_WEIGHT:g}], got {value}",
+            )
         _require(
             0.5 < self.real_label <= 1.0,
             f"{prefix}.real_label",
@@ -126,7 +136,9 @@ class AdamConfig:
     weight_decay: float = 0.0  # decoupled weight decay (AdamW), >= 0
 
     def validate(self, prefix: str) -> None:
-        _require(self.lr > 0, f"{prefix}.lr", f"must be > 0, got {self.lr}")
+        _require(
+            0 < self.lr <= 1, f"{prefix}.lr", f"must be in (0, 1] (Adam: typically 1e-4..1e-3), got {self.lr}"
+        )
         _require(0.0 <= self.beta1 < 1.0, f"{prefix}.beta1", f"must be in [0, 1), got {self.beta1}")
         _require(0.0 <= self.beta2 < 1.0, f"{prefix}.beta2", f"must be in [0, 1), got {self.beta2}")
         _require(self.weight_decay >= 0, f"{prefix}.weight_decay", f"must be >= 0, got {self.weight_decay}")
@@ -164,17 +176,22 @@ class TrainConfig:
 
     def validate(self, prefix: str = "train") -> None:
         _require(self.steps >= 1, f"{prefix}.steps", f"must be >= 1, got {self.steps}")
+        _require(0 <= self.seed < SEED_LIMIT, f"{prefix}.seed", f"must be in [0, 2**32 - 1], got {self.seed}")
         _require(bool(self.out_dir), f"{prefix}.out_dir", "must be a non-empty path")
-        _require(self.n_critic >= 1, f"{prefix}.n_critic", f"must be >= 1, got {self.n_critic}")
+        _require(
+            1 <= self.n_critic <= MAX_N_CRITIC,
+            f"{prefix}.n_critic",
+            f"must be in [1, {MAX_N_CRITIC}], got {self.n_critic}",
+        )
         _require(
             self.critic_boost_steps >= 0,
             f"{prefix}.critic_boost_steps",
             f"must be >= 0, got {self.critic_boost_steps}",
         )
         _require(
-            self.critic_boost_n_critic >= 1,
+            1 <= self.critic_boost_n_critic <= MAX_N_CRITIC,
             f"{prefix}.critic_boost_n_critic",
-            f"must be >= 1, got {self.critic_boost_n_critic}",
+            f"must be in [1, {MAX_N_CRITIC}], got {self.critic_boost_n_critic}",
         )
         _require(
             0.0 <= self.ema_decay < 1.0, f"{prefix}.ema_decay", f"must be in [0, 1), got {self.ema_decay}"

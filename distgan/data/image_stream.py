@@ -26,7 +26,7 @@ from datasets.distributed import split_dataset_by_node
 from distgan.config import ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
-from distgan.data.sources import Source, locate_row, open_source
+from distgan.data.sources import Source, locate_row, open_source, read_rows
 from distgan.data.transforms import ChunkDecoder, ImageSpec, RawRow, keep_chunk
 
 
@@ -93,7 +93,7 @@ class ImageStream:
         while True:
             self.dataset.set_epoch(epoch)
             count = 0
-            for index, row in enumerate(self.dataset):
+            for index, row in enumerate(read_rows(self.source, self.dataset)):
                 count += 1
                 if epoch == start_epoch and index < start_index:
                     continue  # resuming: skip without decoding

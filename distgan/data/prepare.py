@@ -29,7 +29,7 @@ import torch
 from distgan.config import load_config
 from distgan.data.errors import DataError
 from distgan.data.image_stream import bad_example_message
-from distgan.data.sources import PREPARED_FORMAT, PREPARED_META, open_source
+from distgan.data.sources import PREPARED_FORMAT, PREPARED_META, open_source, read_rows
 from distgan.data.transforms import ChunkDecoder, ImageSpec, keep_chunk
 from distgan.errors import UserError, report
 
@@ -70,7 +70,7 @@ class _ShardWriter:
 
 def _chunks(source, limit: int | None):
     rows = []
-    for index, row in enumerate(source.dataset):
+    for index, row in enumerate(read_rows(source, source.dataset)):
         if limit is not None and index >= limit:
             break
         rows.append(

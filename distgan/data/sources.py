@@ -13,11 +13,14 @@ from __future__ import annotations
 import glob
 import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distgan.config import ExperimentConfig
 from distgan.data.errors import DataError
@@ -37,6 +40,7 @@ class Source:
     label_column: str | None
     prepared: dict | None = None  # the prepared.json of a prepared source
     local_files: list[str] = field(default_factory=list)  # parquet files, to name the file of a bad row
+    num_rows: int | None = None  # rows in the local files (parquet metadata), None when unknown
 
     @property
     def num_shards(self) -> int:
@@ -72,6 +76,51 @@ def parquet_files(path: str, key: str = "data.path") -> list[str]:
             f"'dir/*.parquet', or a directory containing .parquet files"
         )
     return files
+
+
+def check_parquet_files(files: list[str]) -> int:
+    """Read each file's footer (cheap): DataError naming a file that is not parquet; total rows."""
+    rows = 0
+    for file in files:
+        try:
+            rows += pq.ParquetFile(file).metadata.num_rows
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(
+                f"data.path: {file} is not a valid parquet file ({type(err).__name__}: {err}); "
+                f"re-create it or remove it from the data"
+            ) from None
+    return rows
+
+
+def _broken_file(files: list[str]) -> str | None:
+    """The first of `files` whose data does not decode (error path only: it reads the files)."""
+    for file in files:
+        try:
+            for _ in pq.ParquetFile(file).iter_batches():
+                pass
+        except (pa.ArrowException, OSError):
+            return file
+    return None
+
+
+def read_rows(source: Source, rows: Iterable) -> Iterator:
+    """Iterate `rows` of `source`; local parquet data that fails to decode becomes a DataError naming
+    the file (a header can be intact while a page in the middle is corrupt)."""
+    iterator = iter(rows)
+    while True:
+        try:
+            row = next(iterator)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as err:
+            if not source.local_files:
+                raise
+            file = _broken_file(source.local_files) or f"one of the files at {source.where!r}"
+            raise DataError(
+                f"data.path: {file} is not a valid parquet file: its data cannot be decoded "
+                f"({type(err).__name__}: {' '.join(str(err).split())}); re-create it or remove it from the data"
+            ) from None
+        yield row
 
 
 def _load_hub(cfg: ExperimentConfig, world_size: int) -> datasets.IterableDataset:
@@ -153,7 +202,7 @@ def open_source(cfg: ExperimentConfig, world_size: int = 1) -> Source:
     """Open cfg.data's source as raw rows; raises DataError for a missing source or column."""
     data = cfg.data
     labels = label_column(cfg)
-    prepared, local_files = None, []
+    prepared, local_files, num_rows = None, [], None
     if data.source == "embedded":
         where, local_files = str(EMBEDDED_PATH), [str(EMBEDDED_PATH)]
         # One file of 4 row groups: shard per row group so 1, 2 or 4 processes read whole shards.
@@ -162,6 +211,7 @@ def open_source(cfg: ExperimentConfig, world_size: int = 1) -> Source:
         where, ds = data.path, _load_hub(cfg, world_size)
     elif data.source == "parquet":
         where, local_files = data.path, parquet_files(data.path)
+        num_rows = check_parquet_files(local_files)  # an empty or foreign file fails here, naming it
         ds = _load_local_parquet(local_files, data.split, where)
     elif data.source == "imagefolder":
         where = data.path
@@ -193,7 +243,9 @@ def open_source(cfg: ExperimentConfig, world_size: int = 1) -> Source:
     if ds.features is not None and isinstance(ds.features.get(image_col), datasets.Image):
         # Decode ourselves (in DataLoader workers) so a corrupt image is reported, not crashed on.
         ds = ds.cast_column(image_col, datasets.Image(decode=False))
-    return Source(ds, where, image_col, label_col, prepared, local_files)
+    if num_rows is None and local_files:
+        num_rows = check_parquet_files(local_files)  # footers only: cheap
+    return Source(ds, where, image_col, label_col, prepared, local_files, num_rows)
 
 
 def locate_row(

@@ -8,13 +8,16 @@ position. This module only dispatches; the work is in toy.py and image_stream.py
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from distgan.config import ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
 from distgan.data.image_stream import ImageStream, bad_example_message
-from distgan.data.sources import open_source
+from distgan.data.sources import open_source, read_rows
+from distgan.data.start_checks import start_warnings
 from distgan.data.toy import ToyStream, toy_modes, toy_real_examples
 from distgan.data.transforms import ImageSpec, decode_rows
 
@@ -33,6 +36,9 @@ class TrainStream:
         self._impl: ToyStream | ImageStream = (
             ToyStream(cfg, rank, world_size) if cfg.data.is_toy else ImageStream(cfg, rank, world_size)
         )
+        if rank == 0:  # once per run, not once per process
+            for note in start_warnings(cfg, getattr(self._impl, "source", None)):
+                warnings.warn(note, stacklevel=2)
 
     def __iter__(self) -> TrainStream:
         return self
@@ -85,7 +91,7 @@ def real_examples(cfg: ExperimentConfig, num: int) -> Batch:
         labels.append(chunk["labels"])
         got += len(chunk["indices"])
 
-    for index, row in enumerate(source.dataset):
+    for index, row in enumerate(read_rows(source, source.dataset)):
         label = row[source.label_column] if source.label_column else None
         rows.append((0, index, row[source.image_column], label))
         if len(rows) == 256:
