@@ -13,6 +13,8 @@ import sys
 import pytest
 import yaml
 
+from distgan.checkpoint.locate import write_manifest
+
 BAD_ARCH = "stylegan9"
 
 
@@ -28,6 +30,7 @@ def broken_checkpoint(tmp_path_factory):
     config = yaml.safe_load((checkpoint / "config.yaml").read_text())
     config["model"]["arch"] = BAD_ARCH
     (checkpoint / "config.yaml").write_text(yaml.safe_dump(config))
+    write_manifest(checkpoint)  # an intact checkpoint whose config an older/newer distgan wrote
     return checkpoint
 
 

@@ -82,30 +82,28 @@ class RunLock:
         self._fd = None
 
 
+def _move_into(paths: list[Path], target: Path) -> Path | None:
+    """Move `paths` into the new directory `target` (same filesystem: renames, nothing copied)."""
+    if not paths:
+        return None
+    target.mkdir()
+    for path in paths:
+        os.replace(path, target / path.name)
+    return target
+
+
 def move_aside(run_dir: Path) -> Path | None:
     """Move everything of an old run (not the lock) into <run_dir>/previous-<timestamp>/."""
     entries = [p for p in run_dir.iterdir() if p.name != LOCK_FILE and not p.name.startswith("previous-")]
-    if not entries:
-        return None
-    target = run_dir / f"previous-{_stamp()}"
-    target.mkdir()
-    for entry in entries:
-        os.replace(entry, target / entry.name)
-    return target
+    return _move_into(entries, run_dir / f"previous-{_stamp()}")
 
 
 def abandon_newer(root: Path, step: int) -> Path | None:
-    """Move checkpoints of `root` newer than `step` (and a `latest` naming one) aside; return where."""
+    """Move checkpoints of `root` newer than `step` into abandoned-<timestamp>/; return where."""
     newer = (
         [p for p in root.iterdir() if NAME.fullmatch(p.name) and step_of(p) > step] if root.is_dir() else []
     )
-    if not newer:
-        return None
-    target = root / f"abandoned-{_stamp()}"
-    target.mkdir()
-    for path in newer:
-        os.replace(path, target / path.name)
-    return target
+    return _move_into(newer, root / f"abandoned-{_stamp()}")
 
 
 def has_checkpoints(run_dir: Path) -> list[Path]:
