@@ -179,12 +179,17 @@ def describe_models(backend: Backend) -> str:
 
 
 def stop_with_checkpoint(
-    checkpointer: Checkpointer, state: TrainState, stop, accelerator, saved: bool
+    checkpointer: Checkpointer, state: TrainState, stop, accelerator, saved: bool, diverged: bool
 ) -> int:
-    """The preemption checkpoint: the state so far (mid-critic-phase too), then exit 75."""
+    """The preemption checkpoint: the state so far (mid-critic-phase too), then exit 75. A state
+    that is not finite is never written: the last good checkpoint stays `latest`."""
     where = f"step {state.step}" + (f" after {state.critic_steps} D steps" if state.critic_steps else "")
-    accelerator.print(f"{stop.signal_name or 'stop signal'}: checkpointing at {where}")
-    if not saved:
+    signal_name = stop.signal_name or "stop signal"
+    if diverged:
+        accelerator.print(f"{signal_name} at {where}: not checkpointing non-finite values; latest stays")
+    else:
+        accelerator.print(f"{signal_name}: checkpointing at {where}")
+    if not (saved or diverged):
         checkpointer.save(state)
     return PREEMPTED_EXIT_CODE
 
@@ -259,7 +264,8 @@ def train(
                 if state.critic_steps < n_critic and stop.poll():  # a long critic phase still stops
                     break
             if state.critic_steps < n_critic:  # stopped mid-phase: resume continues these D steps
-                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, saved=False)
+                diverged = guard.tripped(accelerator, backend, ema, check_state=True)
+                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, False, diverged)
                 break
             hooks.before_g_step(backend)
             g_losses = g_step(backend, cfg, local_batch, device)
@@ -293,7 +299,8 @@ def train(
             if saving:
                 checkpointer.save(state)
             if not finished and stop.agreed():
-                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, saved=saving)
+                diverged = not saving and guard.tripped(accelerator, backend, ema, check_state=True)
+                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, saving, diverged)
                 break
     except Diverged as err:
         accelerator.print(f"error: {err}")

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 RUN = ["train.steps=8", "checkpoint.every=2", "checkpoint.keep_last=2", "log.every=1"]
 
 
-def spiked(out: Path, spike_at: int, *extra: str, processes: int = 1) -> subprocess.CompletedProcess:
+def spiked(out: Path, spike_at: int | str, *extra: str, processes: int = 1) -> subprocess.CompletedProcess:
     args = [WORKER, str(spike_at), *TOY, f"train.out_dir={out}", *RUN, *extra]
     command = [sys.executable, *args] if processes == 1 else accelerate_launch(processes, *args)
     environment = env() if processes == 1 else cpu_env()
@@ -86,3 +86,12 @@ def test_a_nan_before_the_first_checkpoint_says_there_is_nothing_to_roll_back_to
         result.stdout + result.stderr
     )
     assert every_checkpoint_is_finite(out) == []
+
+
+def test_a_preemption_while_the_state_is_not_finite_writes_no_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    result = spiked(out, "5+term", "log.every=100")  # step 5: no log or checkpoint step to look first
+    assert result.returncode == 75, result.stdout + result.stderr
+    assert "not checkpointing non-finite values" in result.stdout
+    assert every_checkpoint_is_finite(out) == ["step_0000002", "step_0000004"]
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step_0000004"
