@@ -376,8 +376,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "n-critic-bound",
         "distgan/config/sections.py",
-        'self.n_critic >= 1, f"{prefix}.n_critic"',
-        'self.n_critic >= 0, f"{prefix}.n_critic"',
+        "1 <= self.n_critic <= MAX_N_CRITIC,",
+        "0 <= self.n_critic <= MAX_N_CRITIC,",
         "n_critic=0 accepted",
         CONFIG,
     ),
@@ -400,8 +400,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "yaml-float-strings-rejected",
         "distgan/config/loading.py",
-        '        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string\n',
-        "        if False:\n",
+        '        elif isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string\n',
+        "        elif False:\n",
         "a YAML '1e-4' learning rate is rejected",
         CONFIG,
     ),
