@@ -146,11 +146,25 @@ class OptimConfig:
     g: AdamConfig = field(default_factory=AdamConfig)  # generator optimizer
     grad_clip: float = 0.0  # max global grad norm for D and G, 0 = no clipping
     implementation: Literal["auto", "foreach", "fused", "plain"] = "auto"  # Adam kernel
+    # fraction of train.steps after which both lrs fall linearly towards 0 at the last step (1 = constant)
+    lr_decay_start: float = 1.0
 
     def validate(self, prefix: str = "optim") -> None:
         self.d.validate(f"{prefix}.d")
         self.g.validate(f"{prefix}.g")
         _require(self.grad_clip >= 0, f"{prefix}.grad_clip", f"must be >= 0, got {self.grad_clip}")
+        _require(
+            0.0 <= self.lr_decay_start <= 1.0,
+            f"{prefix}.lr_decay_start",
+            f"must be in [0, 1], got {self.lr_decay_start}",
+        )
+
+    def lr_factor(self, step: int, total: int) -> float:
+        """Multiplier of both lrs for G step `step` (0-based) of `total`: 1, then linear to 1/remaining."""
+        start = self.lr_decay_start * total
+        if step < start or total <= start:
+            return 1.0
+        return (total - step) / (total - start)
 
 
 @dataclass(frozen=True)
