@@ -10,7 +10,7 @@ from tests.backend_helpers import SMALL, TOY
 def test_lr_factor_is_one_then_falls_linearly_to_one_over_the_remaining_steps():
     optim = load_config("configs/toy_ring.yaml", ["optim.lr_decay_start=0.5"]).optim
     assert [optim.lr_factor(s, 8) for s in range(8)] == [1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
-    constant = load_config("configs/toy_ring.yaml").optim
+    constant = load_config("configs/toy_ring.yaml", ["optim.lr_decay_start=1"]).optim
     assert {constant.lr_factor(s, 8) for s in range(8)} == {1.0}
     with pytest.raises(ConfigError, match="optim.lr_decay_start"):
         load_config("configs/toy_ring.yaml", ["optim.lr_decay_start=1.5"])
