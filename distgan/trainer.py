@@ -253,6 +253,9 @@ def train(
     window, exit_code = LogWindow(), 0
     try:
         while state.step < cfg.train.steps:
+            if cfg.optim.lr_decay_start < 1.0:  # a function of the step alone: resume stays exact
+                factor = cfg.optim.lr_factor(state.step, cfg.train.steps) * state.lr_scale
+                backend.set_learning_rates({"g": cfg.optim.g.lr * factor, "d": cfg.optim.d.lr * factor})
             n_critic = cfg.train.n_critic_at(state.step)
             while state.critic_steps < n_critic:
                 batch = next(stream).to(device)

@@ -50,7 +50,9 @@ class ModelConfig:
     g_width: int = 64  # generator base width (feature maps of the last conv / first hidden layer)
     d_width: int = 64  # discriminator base width
     d_norm: Literal["batch", "layer", "none"] = "none"  # normalisation in D (WGAN-GP: layer|none)
+    g_norm: Literal["batch", "none"] = "batch"  # normalisation in the mlp G (toy data: none is sharper)
     d_dropout: float = 0.0  # dropout probability in D, 0 <= p < 1
+    pack: int = 1  # PacGAN: D judges this many samples jointly (mlp only; 1 = off)
 
     def validate(self, prefix: str = "model") -> None:
         _require(self.channels in (1, 3), f"{prefix}.channels", f"must be 1 or 3, got {self.channels}")
@@ -60,6 +62,12 @@ class ModelConfig:
         _require(self.d_width >= 1, f"{prefix}.d_width", f"must be >= 1, got {self.d_width}")
         _require(
             0.0 <= self.d_dropout < 1.0, f"{prefix}.d_dropout", f"must be in [0, 1), got {self.d_dropout}"
+        )
+        _require(self.pack >= 1, f"{prefix}.pack", f"must be >= 1, got {self.pack}")
+        _require(
+            self.pack == 1 or self.arch == "mlp",
+            f"{prefix}.pack",
+            f"packing (pack > 1) needs model.arch=mlp, got arch {self.arch!r}",
         )
 
 
@@ -150,11 +158,25 @@ class OptimConfig:
     g: AdamConfig = field(default_factory=AdamConfig)  # generator optimizer
     grad_clip: float = 0.0  # max global grad norm for D and G, 0 = no clipping
     implementation: Literal["auto", "foreach", "fused", "plain"] = "auto"  # Adam kernel
+    # fraction of train.steps after which both lrs fall linearly towards 0 at the last step (1 = constant)
+    lr_decay_start: float = 1.0
 
     def validate(self, prefix: str = "optim") -> None:
         self.d.validate(f"{prefix}.d")
         self.g.validate(f"{prefix}.g")
         _require(self.grad_clip >= 0, f"{prefix}.grad_clip", f"must be >= 0, got {self.grad_clip}")
+        _require(
+            0.0 <= self.lr_decay_start <= 1.0,
+            f"{prefix}.lr_decay_start",
+            f"must be in [0, 1], got {self.lr_decay_start}",
+        )
+
+    def lr_factor(self, step: int, total: int) -> float:
+        """Multiplier of both lrs for G step `step` (0-based) of `total`: 1, then linear to 1/remaining."""
+        start = self.lr_decay_start * total
+        if step < start or total <= start:
+            return 1.0
+        return (total - step) / (total - start)
 
 
 @dataclass(frozen=True)
@@ -334,7 +356,13 @@ class ExperimentConfig:
                 "data.label_column",
                 "a conditional model (model.num_classes > 0) needs data.label_column",
             )
-        self.local_batch(world_size)
+        local = self.local_batch(world_size)
+        _require(
+            local % model.pack == 0,
+            "model.pack",
+            f"D packs {model.pack} samples, so the per-process batch {local} (data.batch_size / "
+            f"{world_size} processes) must be divisible by it; valid: a divisor of {local}",
+        )
         return self
 
     def local_batch(self, world_size: int) -> int:

@@ -10,6 +10,12 @@ within 3 standard deviations of its nearest mode's mean. A mode is *captured*
 when at least `min_samples` high-quality samples are nearest to it; VEEGAN and
 PacGAN use 1 ("at least one high quality sample"), which is the default here.
 Raise it (e.g. to 20 of 2,500 samples) to ignore modes that only get strays.
+It also reports the PacGAN *reverse KL*: with p_k the share of the high-quality
+samples whose nearest mode is k (K modes), reverse KL = KL(p || uniform)
+= sum_k p_k log(p_k K), in nats, with 0 log 0 = 0. It is 0 when the
+high-quality samples spread evenly over all modes and log(K/M) when they
+spread evenly over M of the K modes (all in one mode: log K). With no
+high-quality sample at all it is reported as log K, the worst value.
 
 Pure numpy; knows nothing of generators, extractors or processes.
 """
@@ -51,8 +57,21 @@ def class_coverage(pred_labels, real_labels, num_classes: int) -> dict[str, floa
     return {"classes_covered": int(present.sum()), "kl_generated_vs_real": kl}
 
 
+def reverse_kl_to_uniform(per_mode) -> float:
+    """KL(histogram `per_mode` normalised || uniform over its K bins), nats; log K for an empty histogram."""
+    counts = _as_numpy(per_mode).astype(np.float64)
+    if counts.ndim != 1 or counts.size == 0 or (counts < 0).any():
+        raise MetricsError(f"reverse_kl_to_uniform: need a 1-D histogram of counts >= 0, got {counts}")
+    total = counts.sum()
+    if total == 0:
+        return float(np.log(counts.size))
+    p = counts[counts > 0] / total
+    return float(np.sum(p * np.log(p * counts.size)))
+
+
 def mode_coverage(points, means, std: float, min_samples: int = 1) -> dict[str, float]:
-    """{"modes_captured", "num_modes", "high_quality_fraction"} of 2D `points` for modes `means` (K, 2)."""
+    """{"modes_captured", "num_modes", "high_quality_fraction", "reverse_kl"} of 2D `points` for modes
+    `means` (K, 2); reverse_kl as defined in the module docstring (PacGAN)."""
     pts, centres = _as_numpy(points).astype(np.float64), _as_numpy(means).astype(np.float64)
     if pts.ndim != 2 or centres.ndim != 2 or pts.shape[1] != centres.shape[1]:
         raise MetricsError(
@@ -68,4 +87,5 @@ def mode_coverage(points, means, std: float, min_samples: int = 1) -> dict[str, 
         "modes_captured": int((per_mode >= min_samples).sum()),
         "num_modes": len(centres),
         "high_quality_fraction": float(high_quality.mean()) if len(pts) else 0.0,
+        "reverse_kl": reverse_kl_to_uniform(per_mode),
     }

@@ -16,7 +16,12 @@ def build_generator(cfg: ExperimentConfig) -> Generator:
     m = cfg.model
     if m.arch == "mlp":
         return MLPGenerator(
-            m.latent_dim, cfg.sample_shape, m.num_classes, m.g_width, tanh_output=not cfg.data.is_toy
+            m.latent_dim,
+            cfg.sample_shape,
+            m.num_classes,
+            m.g_width,
+            tanh_output=not cfg.data.is_toy,
+            norm=m.g_norm,
         )
     return DCGANGenerator(m.latent_dim, m.channels, cfg.data.resolution, m.num_classes, m.g_width)
 
@@ -24,7 +29,7 @@ def build_generator(cfg: ExperimentConfig) -> Generator:
 def build_discriminator(cfg: ExperimentConfig) -> nn.Module:
     m = cfg.model
     if m.arch == "mlp":
-        return MLPDiscriminator(cfg.sample_shape, m.num_classes, m.d_width, m.d_norm, m.d_dropout)
+        return MLPDiscriminator(cfg.sample_shape, m.num_classes, m.d_width, m.d_norm, m.d_dropout, m.pack)
     return DCGANDiscriminator(
         m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout
     )

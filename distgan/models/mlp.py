@@ -1,4 +1,8 @@
-"""MLP GAN (the Keras blog design): G 128-256-512 + BatchNorm + LeakyReLU(0.2); D 512-256-128."""
+"""MLP GAN (the Keras blog design): G 128-256-512 + BatchNorm + LeakyReLU(0.2); D 512-256-128.
+
+D can pack (PacGAN, Lin et al. 2018): with pack=m it scores groups of m samples concatenated
+along the feature axis, so a batch of N gives N/m scores.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ class MLPGenerator(Generator):
         num_classes: int = 0,
         width: int = 64,
         tanh_output: bool = True,
+        norm: str = "batch",
     ) -> None:
         super().__init__(latent_dim, sample_shape, num_classes)
         self.embed = class_embedding(num_classes, num_classes)
@@ -25,7 +30,9 @@ class MLPGenerator(Generator):
         hidden = [2 * width, 4 * width, 8 * width]  # 128-256-512 at width 64
         layers: list[nn.Module] = []
         for features in hidden:
-            layers += [nn.Linear(in_features, features), nn.BatchNorm1d(features), nn.LeakyReLU(0.2)]
+            # BatchNorm's batch statistics jitter every output a little: "none" for precise toy points
+            norm_layer = [nn.BatchNorm1d(features)] if norm == "batch" else []
+            layers += [nn.Linear(in_features, features), *norm_layer, nn.LeakyReLU(0.2)]
             in_features = features
         layers.append(nn.Linear(in_features, math.prod(sample_shape)))
         if tanh_output:  # images live in [-1, 1]; toy 2D points are unbounded
@@ -46,11 +53,13 @@ class MLPDiscriminator(nn.Module):
         width: int = 64,
         norm: str = "none",
         dropout: float = 0.0,
+        pack: int = 1,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.pack = pack
         self.embed = class_embedding(num_classes, num_classes)
-        in_features = math.prod(sample_shape) + (num_classes if num_classes else 0)
+        in_features = pack * (math.prod(sample_shape) + (num_classes if num_classes else 0))
         layers: list[nn.Module] = []
         for features in [8 * width, 4 * width, 2 * width]:  # 512-256-128 at width 64
             layers.append(nn.Linear(in_features, features))
@@ -68,4 +77,10 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         features = concat_label(x.flatten(1), self.embed, labels)
+        if self.pack > 1:
+            # PacGAN: each group of `pack` consecutive samples becomes one input, so D judges them
+            # jointly (one score per group); a batch of pure reals or pure fakes keeps its groups pure.
+            if features.shape[0] % self.pack:
+                raise ValueError(f"batch {features.shape[0]} is not divisible by model.pack={self.pack}")
+            features = features.reshape(features.shape[0] // self.pack, -1)
         return self.net(features).squeeze(1)

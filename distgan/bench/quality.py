@@ -1,0 +1,196 @@
+"""Quality benchmark: train shipped recipes over fixed seeds and score what comes out.
+
+    python -m distgan.bench quality --recipes toy_ring,toy_grid,quickstart --seeds 5 \\
+        --out benchmarks/results/quality.json
+    python -m distgan.bench quality --recipes toy_ring --seeds 1 model.pack=2   # a variant
+
+For each recipe (configs/NAME.yaml, or a YAML path) and seed S in 0..N-1: train through the real
+`train()` in a fresh temporary run directory with train.seed=S (plus any KEY=VALUE overrides),
+load the EMA generator with `distgan.load_generator`, draw samples and score them with
+`distgan.metrics` -- toy mixtures: 2,500 samples, modes captured, high-quality share and reverse KL
+(PacGAN protocol, `distgan.metrics.coverage`); images: 1,000 samples, FD/KID/precision/recall/class
+coverage and KL on the dataset's extractor (the shipped MNIST classifier for 1-channel 28 px).
+Prints each seed and median/min/max per metric, writes JSON, and for toy recipes a PNG scatter of
+the first seed's samples over the mode centres next to the JSON (`<stem>_<recipe>.png`).
+Seeds are fixed in advance and the metric code is the same for every recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distgan.config import ExperimentConfig, load_config
+from distgan.errors import UserError, report
+
+TOY_SAMPLES = 2500  # PacGAN protocol
+IMAGE_SAMPLES = 1000
+SAMPLE_SEED = 20_000  # latent noise of the scored samples: never a training seed
+IMAGE_METRICS = ["fd", "kid", "precision_recall", "class_coverage"]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m distgan.bench quality", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--recipes", default="toy_ring,toy_grid", help="comma list: configs/NAME.yaml or YAML paths"
+    )
+    p.add_argument("--seeds", type=int, default=5, help="train.seed = 0..N-1 per recipe")
+    p.add_argument(
+        "--out", type=Path, help="write the results as JSON here (and toy scatter PNGs next to it)"
+    )
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every recipe")
+    args = p.parse_args(argv)
+    if args.seeds < 1:
+        p.error(f"--seeds must be >= 1, got {args.seeds}")
+    return args
+
+
+def recipe_path(name: str) -> Path:
+    path = Path(name) if name.endswith((".yaml", ".yml")) else Path("configs") / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"--recipes: {name!r} is neither configs/{name}.yaml nor a YAML file")
+    return path
+
+
+def score_toy(generator, cfg: ExperimentConfig) -> tuple[dict, np.ndarray]:
+    from distgan.data.toy import toy_modes
+    from distgan.metrics import mode_coverage
+
+    means, std = toy_modes(cfg.data.path)
+    with torch.no_grad():
+        points = generator.sample(TOY_SAMPLES, seed=SAMPLE_SEED).numpy()
+    return mode_coverage(points, means, std), points
+
+
+def score_images(generator, cfg: ExperimentConfig) -> dict:
+    from distgan.data import evaluation_data
+    from distgan.metrics import evaluate_generator, valid_metrics
+
+    metrics = [m for m in IMAGE_METRICS if m in valid_metrics(cfg)]
+    real, modes = evaluation_data(cfg, IMAGE_SAMPLES)
+    with torch.no_grad():
+        result = evaluate_generator(
+            generator, cfg, metrics, IMAGE_SAMPLES, seed=SAMPLE_SEED, real=real, modes=modes
+        )
+    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def run_one(path: Path, seed: int, overrides: list[str]) -> tuple[dict, np.ndarray | None, ExperimentConfig]:
+    """Train recipe `path` with train.seed=seed in a fresh directory; its scores, wall time, toy points."""
+    from distgan.bench.runs import reset_accelerate
+    from distgan.generation import load_generator
+    from distgan.trainer import train
+
+    with tempfile.TemporaryDirectory(prefix="distgan_quality_") as run_dir:
+        cfg = load_config(str(path), [*overrides, f"train.out_dir={run_dir}", f"train.seed={seed}"])
+        reset_accelerate()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        code = train(cfg, resume="never")
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        if code != 0:
+            raise RuntimeError(f"{path} seed {seed}: train() returned exit code {code}")
+        generator = load_generator(run_dir)  # EMA weights when the run has them
+        points = None
+        if cfg.data.is_toy:
+            scores, points = score_toy(generator, cfg)
+        else:
+            scores = score_images(generator, cfg)
+    # CPU time is the load-robust twin of wall time on a shared machine (one thread: the work done)
+    return {"seed": seed, "wall_s": wall, "cpu_s": cpu, **scores}, points, cfg
+
+
+def summarise(rows: list[dict]) -> dict[str, dict]:
+    keys = [k for k in rows[0] if k != "seed"]
+    return {
+        k: {
+            "median": statistics.median(r[k] for r in rows),
+            "min": min(r[k] for r in rows),
+            "max": max(r[k] for r in rows),
+        }
+        for k in keys
+    }
+
+
+def format_table(name: str, rows: list[dict], summary: dict[str, dict]) -> str:
+    keys = list(summary)
+    head = ["seed", *keys]
+    lines = [f"== {name}", "  ".join(f"{h:>14}" for h in head)]
+    fmt = lambda v: f"{v:14.4g}" if isinstance(v, float) else f"{v:>14}"  # noqa: E731
+    for r in rows:
+        lines.append("  ".join(fmt(r[h]) for h in head))
+    for stat in ("median", "min", "max"):
+        lines.append("  ".join([f"{stat:>14}", *(fmt(summary[k][stat]) for k in keys)]))
+    return "\n".join(lines)
+
+
+def scatter_png(points: np.ndarray, means: np.ndarray, std: float, path: Path, size: int = 512) -> None:
+    """Samples as dark dots over the modes' 3-std (high-quality) circles in red, drawn with PIL."""
+    from PIL import Image, ImageDraw
+
+    half = float(np.abs(means).max()) * 1.5 + 0.5  # modes plus a margin; points outside are clipped
+    to_px = lambda xy: ((xy[..., 0] + half) / (2 * half) * size, (half - xy[..., 1]) / (2 * half) * size)  # noqa: E731
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    radius = 3 * std / (2 * half) * size
+    for cx, cy in zip(*to_px(means), strict=True):
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], outline=(220, 30, 30), width=1)
+    for x, y in zip(*to_px(points), strict=True):
+        draw.rectangle([x - 0.5, y - 0.5, x + 0.5, y + 0.5], fill=(20, 40, 160))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        recipes = {name: recipe_path(name) for name in args.recipes.split(",") if name}
+        for path in recipes.values():  # every config error before any training
+            load_config(str(path), args.overrides)
+    except UserError as err:
+        return report(err)
+    results = {}
+    for name, path in recipes.items():
+        rows = []
+        for seed in range(args.seeds):
+            row, points, cfg = run_one(path, seed, args.overrides)
+            rows.append(row)
+            print(f"{name} seed {seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
+            if points is not None and seed == 0 and args.out:
+                from distgan.data.toy import toy_modes
+
+                picture = args.out.with_name(f"{args.out.stem}_{name}.png")
+                scatter_png(points, *toy_modes(cfg.data.path), picture)
+        summary = summarise(rows)
+        print(format_table(name, rows, summary), flush=True)
+        results[name] = {"config": str(path), "seeds": rows, "summary": summary}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        environment = {
+            "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "overrides": args.overrides,
+            "toy_samples": TOY_SAMPLES,
+            "image_samples": IMAGE_SAMPLES,
+        }
+        args.out.write_text(json.dumps({"environment": environment, "recipes": results}, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

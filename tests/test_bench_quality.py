@@ -1,0 +1,34 @@
+"""`python -m distgan.bench quality`: seeds, summary, JSON and the toy scatter picture, on a tiny run."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from distgan.bench.cli import main
+
+TINY = ["model.g_width=4", "model.d_width=4", "data.batch_size=16", "train.steps=2", "log.sample_every=0"]
+
+
+def test_quality_benchmark_trains_each_seed_and_writes_json_and_scatter(tmp_path, fresh_accelerate, capsys):
+    out = tmp_path / "q.json"
+    assert main(["quality", "--recipes", "toy_ring", "--seeds", "2", "--out", str(out), *TINY]) == 0
+    result = json.loads(out.read_text())["recipes"]["toy_ring"]
+    assert [r["seed"] for r in result["seeds"]] == [0, 1]
+    for key in ("modes_captured", "high_quality_fraction", "reverse_kl", "wall_s"):
+        values = [r[key] for r in result["seeds"]]
+        stats = result["summary"][key]
+        assert stats["min"] == min(values) and stats["max"] == max(values)
+        assert stats["min"] <= stats["median"] <= stats["max"]
+    assert result["seeds"][0]["num_modes"] == 8
+    picture = np.asarray(Image.open(tmp_path / "q_toy_ring.png").convert("RGB"))
+    assert picture.shape == (512, 512, 3)
+    assert (picture == (220, 30, 30)).all(-1).any()  # the modes' 3-std circles
+    assert (picture == (20, 40, 160)).all(-1).any()  # the samples
+    assert "median" in capsys.readouterr().out
+
+
+def test_quality_benchmark_rejects_an_unknown_recipe_before_training(tmp_path, capsys):
+    assert main(["quality", "--recipes", "no_such_recipe", "--out", str(tmp_path / "q.json")]) == 2
+    assert "no_such_recipe" in capsys.readouterr().err
+    assert not (tmp_path / "q.json").exists()
