@@ -151,7 +151,7 @@ class Checkpointer:
                     tmp / "meta.json", json.dumps({**meta, "step": step, "saved_at": time.time()}, indent=2)
                 )
                 write_manifest(tmp)  # last: a checkpoint without a matching manifest is never trusted
-        except (OSError, RuntimeError) as err:
+        except Exception as err:  # torch and safetensors wrap the OS error in their own types
             if not _is_write_failure(err):
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
@@ -194,11 +194,17 @@ class Checkpointer:
         return meta, json.loads(rank_file.read_text())
 
 
+# How torch.save ("iostream error") and safetensors ("I/O error: ... (os error 28)") report a failed
+# write: neither raises OSError.
+WRITE_FAILURE_SIGNS = ("iostream", "file write failed", "I/O error", "No space left on device", "(os error")
+
+
 def _is_write_failure(err: BaseException | None) -> bool:
-    """OSError (ENOSPC, EDQUOT, EIO...), or torch.save's RuntimeError over a failed stream write
-    (torch reports "iostream error" and then a zip position error on top of it)."""
+    """OSError (ENOSPC, EDQUOT, EIO...), or a library's own error over a failed write (torch reports
+    "iostream error" and then a zip position error on top of it; safetensors an I/O error)."""
     while err is not None:
-        if isinstance(err, OSError) or "iostream" in str(err) or "file write failed" in str(err):
+        text = str(err)
+        if isinstance(err, OSError) or any(sign in text for sign in WRITE_FAILURE_SIGNS):
             return True
         err = err.__cause__ or err.__context__
     return False

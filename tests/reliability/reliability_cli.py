@@ -12,6 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 TOY = ["--config", str(REPO / "configs" / "toy_ring.yaml"), "model.g_width=16", "model.d_width=16"]
 TOY += ["data.batch_size=32", "train.n_critic=1", "log.every=1", "log.sample_every=0", "log.num_samples=4"]
+TOY += ["optim.lr_decay_start=1.0", "optim.d.lr=0.0001", "optim.g.lr=0.0001"]  # constant, known lrs
 
 
 def env() -> dict[str, str]:
