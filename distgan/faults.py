@@ -84,7 +84,7 @@ def roll_back(
     state = dataclasses.replace(
         restored, lr_scale=state.lr_scale * cfg.train.rollback_lr_factor, rollbacks=state.rollbacks + 1
     )
-    backend.set_learning_rates({"g": cfg.optim.g.lr * state.lr_scale, "d": cfg.optim.d.lr * state.lr_scale})
+    backend.set_learning_rates(cfg.optim.learning_rates(state.lr_scale))
     # New noise: the restored RNG would replay the very steps that diverged.
     torch.manual_seed(cfg.train.seed * 1000 + rank + 1 + 7919 * state.rollbacks)
     return state

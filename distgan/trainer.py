@@ -242,7 +242,7 @@ def train(
     # Resume, or start fresh with a different noise stream on every process.
     checkpointer = Checkpointer(out_dir, accelerator, backend, cfg, ema, stream, num_machines(world))
     state = checkpointer.restore(resume_from) if resume_from else fresh_start(cfg, rank)  # RNG too
-    backend.set_learning_rates({"g": cfg.optim.g.lr * state.lr_scale, "d": cfg.optim.d.lr * state.lr_scale})
+    backend.set_learning_rates(cfg.optim.learning_rates(state.lr_scale))
     if accelerator.is_main_process:
         cfg.save_yaml(out_dir / "config.yaml")
     tracker = Tracker(cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None)
@@ -255,7 +255,7 @@ def train(
         while state.step < cfg.train.steps:
             if cfg.optim.lr_decay_start < 1.0:  # a function of the step alone: resume stays exact
                 factor = cfg.optim.lr_factor(state.step, cfg.train.steps) * state.lr_scale
-                backend.set_learning_rates({"g": cfg.optim.g.lr * factor, "d": cfg.optim.d.lr * factor})
+                backend.set_learning_rates(cfg.optim.learning_rates(factor))
             n_critic = cfg.train.n_critic_at(state.step)
             while state.critic_steps < n_critic:
                 batch = next(stream).to(device)

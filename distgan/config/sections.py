@@ -161,6 +161,10 @@ class OptimConfig:
     # fraction of train.steps after which both lrs fall linearly towards 0 at the last step (1 = constant)
     lr_decay_start: float = 1.0
 
+    def learning_rates(self, scale: float = 1.0) -> dict[str, float]:
+        """{"g": ..., "d": ...}: the configured learning rates times `scale` (rollbacks, decay)."""
+        return {"g": self.g.lr * scale, "d": self.d.lr * scale}
+
     def validate(self, prefix: str = "optim") -> None:
         self.d.validate(f"{prefix}.d")
         self.g.validate(f"{prefix}.g")
