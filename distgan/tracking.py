@@ -1,8 +1,20 @@
-"""Console, metrics.jsonl, eval.jsonl and wandb logging, on the main process only; the log window.
+"""Console, metrics.jsonl, eval.jsonl and the trackers (wandb, TensorBoard), on the main process only;
+the log window.
 
 The trainer hands plain floats (already pulled off the device at a log step), picture paths
 and evaluation results; this module formats, appends and uploads. It never touches the device
 beyond reading CUDA memory counters, and never talks to other processes.
+
+Trackers go through accelerate's tracker API: `log_with(cfg)` is what the Accelerator is built
+with (`Accelerator(log_with=..., project_dir=...)`), `Tracker` calls `accelerator.init_trackers`
+and then `accelerator.log` / each tracker's `log_images`. log.trackers picks any subset of
+wandb and tensorboard; metrics.jsonl is always written.
+
+TensorBoard (log.trackers: [tensorboard]): event files in <run_dir>/tensorboard/<log.wandb.project>/
+(`tensorboard --logdir <run_dir>/tensorboard`): every scalar of metrics.jsonl and eval.jsonl at its
+step, the sample grids as images. A resumed run opens its writer with purge_step = checkpoint step
++ 1, and a rollback reopens it the same way, so TensorBoard hides what was logged after the state
+the run continues from: every step appears once. A fresh run starts a fresh directory.
 
 wandb (log.wandb.mode):
 - `disabled`: nothing wandb is imported or written.
@@ -25,6 +37,7 @@ import json
 import numbers
 import os
 import secrets
+import shutil
 import string
 import time
 from pathlib import Path
@@ -40,6 +53,7 @@ METRICS_FILE = "metrics.jsonl"
 EVAL_FILE = "eval.jsonl"
 EVENTS_FILE = "events.jsonl"  # rollbacks and other rare events, one JSON object per line
 DEFAULT_INIT_TIMEOUT_S = 30.0  # wandb's default of 90 s is too long to wait before failing
+TENSORBOARD_DIR = "tensorboard"  # the Accelerator's logging_dir inside the run directory
 
 
 class TrackingError(UserError, RuntimeError):
@@ -132,28 +146,65 @@ class LogWindow:
         return out
 
 
+def log_with(cfg: ExperimentConfig) -> list[str]:
+    """The accelerate trackers this config feeds (`Accelerator(log_with=...)`); TrackingError, before any
+    compute, for one whose package is missing (accelerate itself would drop it without a word)."""
+    names = ["wandb"] if "wandb" in cfg.log.trackers and cfg.log.wandb.mode != "disabled" else []
+    if "tensorboard" in cfg.log.trackers:
+        try:
+            from torch.utils import tensorboard  # noqa: F401  (needs the tensorboard package)
+        except ImportError:
+            raise TrackingError(
+                "log.trackers: tensorboard needs the tensorboard package: pip install 'distgan[tensorboard]'; "
+                "or remove tensorboard from log.trackers"
+            ) from None
+        names.append("tensorboard")
+    return names
+
+
+def logging_dir(run_dir: Path) -> Path:
+    """The Accelerator's logging_dir (`project_dir`) for a run: TensorBoard writes below it."""
+    return run_dir / TENSORBOARD_DIR
+
+
 class Tracker:
-    def __init__(self, cfg: ExperimentConfig, run_dir: Path, is_main: bool, resumed_step: int | None):
+    """`accelerator`: built with `log_with(cfg)` and `logging_dir(run_dir)`; None = files only."""
+
+    def __init__(
+        self, cfg: ExperimentConfig, run_dir: Path, is_main: bool, resumed_step: int | None, accelerator=None
+    ):
         self.cfg = cfg
         self.run_dir = run_dir
         self.is_main = is_main
         self.metrics_path = run_dir / METRICS_FILE
         self.eval_path = run_dir / EVAL_FILE
         self.wandb_run = None
+        self.accelerator = accelerator
+        self.trackers: list = []  # accelerate's GeneralTracker objects, main process only
         if not is_main:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         if resumed_step is not None:
             for path in (self.metrics_path, self.eval_path):
                 truncate_metrics(path, resumed_step)
-        else:  # a fresh run (no checkpoint, or --resume never) starts a fresh history and wandb run
+        else:  # a fresh run (no checkpoint, or --resume never) starts a fresh history and tracker runs
             for path in (self.metrics_path, self.eval_path, run_dir / WANDB_ID_FILE, run_dir / EVENTS_FILE):
                 path.unlink(missing_ok=True)
-        if cfg.log.wandb.mode != "disabled":
-            self.wandb_run = _init_wandb(cfg, run_dir, resumed=resumed_step is not None)
+            shutil.rmtree(logging_dir(run_dir), ignore_errors=True)
+        wanted = log_with(cfg)
+        if not wanted:
+            return
+        if accelerator is None or sorted(str(t) for t in accelerator.log_with) != sorted(wanted):
+            raise ValueError(f"Tracker: build the Accelerator with log_with={wanted}")  # a caller's bug
+        self.trackers = _start_trackers(cfg, run_dir, accelerator, resumed_step)
+        wandb_tracker = self._tracker("wandb")
+        self.wandb_run = wandb_tracker.run if wandb_tracker is not None else None
+
+    def _tracker(self, name: str):
+        return next((t for t in self.trackers if t.name == name), None)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
-        """One log step: metrics.jsonl line, console line, wandb scalars (plus GPU memory)."""
+        """One log step: metrics.jsonl line, console line, tracker scalars (plus GPU memory)."""
         if not self.is_main:
             return
         scalars = {**scalars, **gpu_memory_gib()}
@@ -161,8 +212,8 @@ class Tracker:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         print(_format_console(step, self.cfg.train.steps, scalars), flush=True)
-        if self.wandb_run is not None:
-            self.wandb_run.log(scalars, step=step)
+        if self.trackers:
+            self.accelerator.log(scalars, step=step)
 
     def rollback(self, step: int, detected_at: int, rollbacks: int, lr_scale: float) -> None:
         """After a rollback to `step`: history cut back to it, the event in events.jsonl and the console."""
@@ -181,13 +232,27 @@ class Tracker:
         )
         if self.wandb_run is not None:  # wandb's step only grows: the event goes to the summary
             self.wandb_run.summary.update({"rollbacks": rollbacks, "lr_scale": lr_scale})
+        board = self._tracker("tensorboard")
+        if board is not None:  # TensorBoard hides the abandoned steps from here on
+            _reopen_tensorboard(board, purge_step=step + 1)
 
     def log_picture(self, step: int, key: str, path: Path) -> None:
-        """A picture already saved to disk (the sample grid) as a wandb.Image."""
-        if self.is_main and self.wandb_run is not None:
-            import wandb
+        """A picture already saved to disk (the sample grid): a wandb.Image, a TensorBoard image."""
+        if not self.is_main:
+            return
+        for tracker in self.trackers:
+            if tracker.name == "wandb":
+                import wandb
 
-            self.wandb_run.log({key: wandb.Image(str(path), caption=f"step {step}")}, step=step)
+                tracker.log({key: wandb.Image(str(path), caption=f"step {step}")}, step=step)
+            elif tracker.name == "tensorboard":
+                import numpy as np
+                from PIL import Image
+
+                with Image.open(path) as image:
+                    picture = np.asarray(image.convert("RGB"))
+                tracker.log_images({key: picture[None]}, step=step, dataformats="NHWC")
+                tracker.writer.flush()  # log_images does not flush; a killed run keeps its pictures
 
     def log_summary(self, step: int, values: dict[str, Any]) -> None:
         """Evaluation results: console, eval.jsonl, wandb (numbers per step, text in the summary)."""
@@ -197,24 +262,38 @@ class Tracker:
         print(f"step {step} | " + " | ".join(f"{k} {v}" for k, v in values.items()), flush=True)
         with open(self.eval_path, "a") as f:
             f.write(json.dumps({"step": step, **values, "wall_time": time.time()}) + "\n")
+        numbers_only = {k: v for k, v in values.items() if isinstance(v, (int, float))}
+        if self.trackers:
+            self.accelerator.log(numbers_only, step=step)
         if self.wandb_run is not None:
-            numbers_only = {k: v for k, v in values.items() if isinstance(v, (int, float))}
-            self.wandb_run.log(numbers_only, step=step)
             for key, value in values.items():
                 if key not in numbers_only:
                     self.wandb_run.summary[key] = value  # e.g. which feature extractor made the numbers
 
     def close(self) -> None:
-        if self.wandb_run is None:
-            return
+        """Finish every tracker (accelerator.end_training then finds none left to finish)."""
         run, self.wandb_run = self.wandb_run, None
-        offline_dir = Path(run.dir).parent if run.offline else None  # run.dir is <sync dir>/files
-        run.finish()
+        offline_dir = (
+            Path(run.dir).parent if run is not None and run.offline else None
+        )  # run.dir: <sync>/files
+        trackers, self.trackers = self.trackers, []
+        for tracker in trackers:
+            tracker.finish()
+        if trackers:
+            self.accelerator.trackers = [t for t in self.accelerator.trackers if t not in trackers]
         if offline_dir is not None:
             print(
                 f"wandb: offline run saved in {offline_dir}; upload it with: wandb sync {offline_dir}",
                 flush=True,
             )
+
+
+def _reopen_tensorboard(tracker, purge_step: int) -> None:
+    """A new event file whose first event tells TensorBoard's reader to drop steps >= purge_step."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    tracker.writer.close()
+    tracker.writer = SummaryWriter(tracker.logging_dir, purge_step=purge_step)
 
 
 def _new_run_id() -> str:
@@ -243,13 +322,36 @@ def _init_timeout_s() -> float:
         raise TrackingError(f"WANDB_INIT_TIMEOUT must be a number of seconds, got {raw!r}") from None
 
 
-def _init_wandb(cfg: ExperimentConfig, run_dir: Path, resumed: bool):
+def _start_trackers(cfg: ExperimentConfig, run_dir: Path, accelerator, resumed_step: int | None) -> list:
+    """accelerator.init_trackers with distgan's settings; wandb's failures become TrackingErrors."""
+    init_kwargs: dict[str, dict] = {}
+    if resumed_step is not None:  # hide what a killed attempt logged after the checkpoint
+        init_kwargs["tensorboard"] = {"purge_step": resumed_step + 1}
+    wandb_wanted = any(str(t) == "wandb" for t in accelerator.log_with)
+    if wandb_wanted:
+        init_kwargs["wandb"] = _wandb_kwargs(cfg, run_dir, resumed=resumed_step is not None)
+    before = list(accelerator.trackers)
+    try:
+        accelerator.init_trackers(cfg.log.wandb.project, init_kwargs=init_kwargs)
+    except Exception as err:
+        if not wandb_wanted:
+            raise
+        started = [t for t in accelerator.trackers if t not in before and t.name != "wandb"]
+        wandb_tracker = _wandb_failed(cfg, run_dir, err, init_kwargs["wandb"])
+        accelerator.trackers = [*before, *started, wandb_tracker]
+        for tracker in started:
+            if getattr(tracker, "writer", None) is None:  # init stopped at wandb, before starting it
+                tracker.start()
+    return [t for t in accelerator.trackers if t not in before]
+
+
+def _wandb_kwargs(cfg: ExperimentConfig, run_dir: Path, resumed: bool) -> dict:
+    """wandb.init's arguments, less `project` (accelerate's init_trackers passes it)."""
     import wandb
 
     settings = cfg.log.wandb
-    timeout_s = _init_timeout_s()
-    kwargs = dict(
-        project=settings.project,
+    return dict(
+        mode=settings.mode,
         entity=settings.entity,
         name=settings.name or run_dir.name,
         tags=list(settings.tags),
@@ -257,35 +359,43 @@ def _init_wandb(cfg: ExperimentConfig, run_dir: Path, resumed: bool):
         id=_run_id(run_dir, resumed),
         resume="allow",
         dir=str(run_dir),  # offline runs live in the run directory, next to what they describe
-        settings=wandb.Settings(init_timeout=timeout_s),
+        settings=wandb.Settings(init_timeout=_init_timeout_s()),
     )
-    try:
-        return wandb.init(mode=settings.mode, **kwargs)
-    except Exception as err:  # wandb raises CommError, UsageError, ... for an unreachable server
-        # A failed init leaves the run id registered in wandb's service process: shut it down,
-        # or the offline retry below fails with "run ID ... is in use".
-        wandb.teardown()
-        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-        if settings.mode == "offline":
-            raise TrackingError(
-                f"log.wandb.mode=offline: could not start the offline wandb run in {run_dir / 'wandb'} "
-                f"({reason}); check that the directory is writable, or set log.wandb.mode=disabled"
-            ) from err
-        if not settings.fallback_to_offline:
-            raise TrackingError(
-                f"log.wandb.mode=online: could not start the wandb run ({reason}). Without network, set "
-                f"log.wandb.mode=offline and upload later with `wandb sync {run_dir}/wandb/offline-run-*`; "
-                f"or set log.wandb.fallback_to_offline=true to go offline automatically; or "
-                f"log.wandb.mode=disabled. Check the API key (`wandb login`) and WANDB_BASE_URL; a slow "
-                f"server needs a larger WANDB_INIT_TIMEOUT (now {timeout_s:g} s)."
-            ) from err
+
+
+def _wandb_failed(cfg: ExperimentConfig, run_dir: Path, err: Exception, kwargs: dict):
+    """wandb.init raised (CommError, UsageError, ... for an unreachable server): a TrackingError, or the
+    offline run of log.wandb.fallback_to_offline as accelerate's WandBTracker."""
+    import wandb
+    from accelerate.tracking import WandBTracker
+
+    settings, timeout_s = cfg.log.wandb, _init_timeout_s()
+    # A failed init leaves the run id registered in wandb's service process: shut it down,
+    # or the offline retry below fails with "run ID ... is in use".
+    wandb.teardown()
+    reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    if settings.mode == "offline":
+        raise TrackingError(
+            f"log.wandb.mode=offline: could not start the offline wandb run in {run_dir / 'wandb'} "
+            f"({reason}); check that the directory is writable, or set log.wandb.mode=disabled"
+        ) from err
+    if not settings.fallback_to_offline:
+        raise TrackingError(
+            f"log.wandb.mode=online: could not start the wandb run ({reason}). Without network, set "
+            f"log.wandb.mode=offline and upload later with `wandb sync {run_dir}/wandb/offline-run-*`; "
+            f"or set log.wandb.fallback_to_offline=true to go offline automatically; or "
+            f"log.wandb.mode=disabled. Check the API key (`wandb login`) and WANDB_BASE_URL; a slow "
+            f"server needs a larger WANDB_INIT_TIMEOUT (now {timeout_s:g} s)."
+        ) from err
     print(
         f"wandb: online start failed ({reason}); log.wandb.fallback_to_offline=true, "
         f"logging offline to {run_dir / 'wandb'}",
         flush=True,
     )
+    tracker = WandBTracker(settings.project, **{**kwargs, "mode": "offline"})
     try:
-        return wandb.init(mode="offline", **kwargs)
+        tracker.start()
+        return tracker
     except Exception as err:
         wandb.teardown()
         raise TrackingError(

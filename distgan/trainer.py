@@ -41,7 +41,7 @@ from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
 from distgan.models.footprint import check_fits
 from distgan.run_directory import open_run
-from distgan.tracking import LogWindow, Tracker
+from distgan.tracking import LogWindow, Tracker, log_with, logging_dir
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
 
@@ -218,11 +218,11 @@ def train(
     """
     # Join the world; the launcher's settings complete the config, which the world size then checks.
     cfg = complete_from_launcher(cfg)
-    accelerator = accelerator or build_accelerator(cfg)
+    out_dir = Path(cfg.train.out_dir)
+    accelerator = accelerator or build_accelerator(cfg, log_with(cfg), project_dir=logging_dir(out_dir))
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     local_batch = cfg.validate(world_size=world).local_batch(world)  # the batch splits over the real world
     check_fits(cfg, world, device)  # absurd sizes (ConfigError) before any data is read or model built
-    out_dir = Path(cfg.train.out_dir)
     prepare_process(cfg, device)
     stop = StopRequest(accelerator, cfg.distributed.stop_check_s)  # a signal during set-up counts too
     lock, resume_from = open_run(cfg, accelerator, resume, overwrite, allow_config_change)  # before any data
@@ -245,7 +245,9 @@ def train(
     backend.set_learning_rates(cfg.optim.learning_rates(state.lr_scale))
     if accelerator.is_main_process:
         cfg.save_yaml(out_dir / "config.yaml")
-    tracker = Tracker(cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None)
+    tracker = Tracker(
+        cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None, accelerator
+    )
     noise, reference = fixed_noise(cfg, device), prepare_reference(cfg, accelerator)
     guard = NonFiniteGuard(device)
 

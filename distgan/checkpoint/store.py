@@ -102,11 +102,13 @@ class Checkpointer:
         weights = {"generator": self.backend.generator_module, "discriminator": self.backend.critic_module}
         if self.ema is not None:
             weights[EMA_WEIGHTS] = self.ema.model
+        dist = self.cfg.distributed
         meta = {
             **state.to_meta(),
             "world_size": self.accelerator.num_processes,
             "num_machines": self.machines,
             "backend": self.cfg.distributed.backend,
+            "zero_stage": dist.zero_stage if dist.backend == "deepspeed" else None,
             "mixed_precision": self.cfg.train.mixed_precision,
             "config_hash": self.cfg.hash(),
             "versions": torch_versions(),

@@ -34,6 +34,7 @@ DCGAN_RESOLUTIONS = (28, 32, 64)
 TOY_DATASETS = ("ring8", "grid25")
 EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverage")  # distgan.metrics
 EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
+TRACKERS = ("wandb", "tensorboard")  # accelerate trackers distgan feeds (distgan.tracking)
 SEED_LIMIT = 2**32  # numpy and the data shuffle take 32-bit seeds; torch's would silently wrap
 # D steps per G step: the WGAN paper's critic boost uses 100. Far above that the generator barely
 # trains and one G step (where stop signals and logs are looked at) takes minutes: a typo, not a plan.
@@ -252,11 +253,25 @@ class LogConfig:
     sample_every: int = 500  # G steps between fixed-noise sample grids (0 = only at the end)
     num_samples: int = 64  # images in a sample grid (a square number reads best)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    # trackers fed through accelerate (wandb as log.wandb.mode says, tensorboard); metrics.jsonl always
+    trackers: list[str] = field(default_factory=lambda: ["wandb"])
 
     def validate(self, prefix: str = "log") -> None:
         _require(self.every >= 1, f"{prefix}.every", f"must be >= 1, got {self.every}")
         _require(self.sample_every >= 0, f"{prefix}.sample_every", f"must be >= 0, got {self.sample_every}")
         _require(self.num_samples >= 1, f"{prefix}.num_samples", f"must be >= 1, got {self.num_samples}")
+        for i, name in enumerate(self.trackers):
+            _require(
+                name in TRACKERS and name not in self.trackers[:i],
+                f"{prefix}.trackers[{i}]",
+                f"must be one of {list(TRACKERS)}, each at most once; got {name!r}",
+            )
+        _require(
+            self.wandb.mode == "disabled" or "wandb" in self.trackers,
+            f"{prefix}.wandb.mode",
+            f"is {self.wandb.mode!r} but {prefix}.trackers {list(self.trackers)} has no wandb: add wandb to "
+            f"{prefix}.trackers, or set {prefix}.wandb.mode=disabled",
+        )
 
 
 @dataclass(frozen=True)
@@ -271,15 +286,21 @@ class CheckpointConfig:
 
 @dataclass(frozen=True)
 class DistributedConfig:
-    backend: Literal["ddp", "deepspeed"] = "ddp"  # how G and D are wrapped across processes
-    zero_stage: int = 2  # DeepSpeed ZeRO stage: 1 or 2
+    # how G and D are wrapped across processes; auto: DeepSpeed when accelerate launch asks for it, else ddp
+    backend: Literal["auto", "ddp", "deepspeed"] = "auto"
+    # DeepSpeed ZeRO stage: 1 or 2; null: the launcher's --zero_stage, else the DeepSpeed JSON's, else 2
+    zero_stage: Optional[int] = None
     deepspeed_config: Optional[str] = None  # optional DeepSpeed JSON merged over the defaults
     sync_batchnorm: bool = False  # convert BatchNorm to SyncBatchNorm (GPU only)
     timeout_s: int = 600  # process-group timeout: a dead rank ends the job after this long
     stop_check_s: float = 10.0  # a stop signal is acted on within about this many seconds, > 0
 
     def validate(self, prefix: str = "distributed") -> None:
-        _require(self.zero_stage in (1, 2), f"{prefix}.zero_stage", f"must be 1 or 2, got {self.zero_stage}")
+        _require(
+            self.zero_stage in (None, 1, 2),
+            f"{prefix}.zero_stage",
+            f"must be 1, 2 or null, got {self.zero_stage}",
+        )
         _require(self.timeout_s >= 1, f"{prefix}.timeout_s", f"must be >= 1, got {self.timeout_s}")
         _require(
             0 < self.stop_check_s < float("inf"),

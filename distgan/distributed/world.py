@@ -18,15 +18,18 @@ import os
 import signal
 import time
 import warnings
+from contextlib import contextmanager
 from datetime import timedelta
 
 import torch
 
 from distgan.config import ConfigError, ExperimentConfig, override
 from distgan.distributed.deepspeed_json import deepspeed_config
+from distgan.distributed.launcher import deepspeed_overrides, default_overrides
 from distgan.errors import UserError
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
+LAUNCHER_PLUGIN_VARS = ("ACCELERATE_USE_DEEPSPEED",)  # consumed by launcher.deepspeed_overrides
 
 
 class DistributedError(UserError, RuntimeError):
@@ -39,19 +42,21 @@ def launched_world_size() -> int:
 
 
 def launcher_overrides(cfg: ExperimentConfig) -> list[str]:
-    """Overrides that make train.mixed_precision agree with the launcher's mixed precision.
+    """Overrides that make the config agree with what accelerate launch asked for.
 
-    `accelerate launch --config_file accelerate_config.yaml` (bf16) or `--mixed_precision bf16`
-    exports ACCELERATE_MIXED_PRECISION; the Accelerator built from the config would silently
-    override it. A config that says 'no' adopts the launcher's choice (and the run directory's
-    config.yaml records it); two different non-'no' choices are a ConfigError.
+    Mixed precision: `accelerate launch --config_file accelerate_config.yaml` (bf16) or
+    `--mixed_precision bf16` exports ACCELERATE_MIXED_PRECISION; the Accelerator built from the
+    config would silently override it. A config that says 'no' adopts the launcher's choice (and the
+    run directory's config.yaml records it); two different non-'no' choices are a ConfigError.
+    Distributed type (DeepSpeed, FSDP, accumulation, ...): `launcher.deepspeed_overrides`.
     """
     launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     ours = cfg.train.mixed_precision
+    distributed = deepspeed_overrides(cfg)
     if launcher in ("no", ours):
-        return []
+        return distributed
     if ours == "no" and launcher in ("bf16", "fp16"):
-        return [f"train.mixed_precision={launcher}"]
+        return [f"train.mixed_precision={launcher}", *distributed]
     raise ConfigError(
         f"train.mixed_precision: the config says {ours!r} but accelerate launch asks for {launcher!r} "
         f"(its config file or --mixed_precision); make them agree, e.g. train.mixed_precision={launcher}"
@@ -59,8 +64,11 @@ def launcher_overrides(cfg: ExperimentConfig) -> list[str]:
 
 
 def complete_from_launcher(cfg: ExperimentConfig) -> ExperimentConfig:
-    """`cfg` with the launcher's settings applied (a new validated config; `cfg` is unchanged)."""
-    return override(cfg, launcher_overrides(cfg), world_size=launched_world_size())
+    """`cfg` with the launcher's settings applied, then the `auto` fields it left open made concrete
+    (a new validated config; `cfg` is unchanged)."""
+    world = launched_world_size()
+    cfg = override(cfg, launcher_overrides(cfg), world_size=world)
+    return override(cfg, default_overrides(cfg), world_size=world)
 
 
 def check_backend_available(cfg: ExperimentConfig) -> None:
@@ -88,10 +96,11 @@ def check_backend_available(cfg: ExperimentConfig) -> None:
         )
 
 
-def build_accelerator(cfg: ExperimentConfig):
+def build_accelerator(cfg: ExperimentConfig, log_with: list[str] = (), project_dir=None):
     """One Accelerator per process; on a machine without CUDA every process joins a gloo world.
 
-    `cfg` must already carry the launcher's settings (`launcher_overrides`)."""
+    `cfg` must already carry the launcher's settings (`launcher_overrides`). `log_with` /
+    `project_dir`: accelerate's trackers and their logging directory (distgan.tracking.log_with)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
@@ -109,13 +118,29 @@ def build_accelerator(cfg: ExperimentConfig):
         # (backend.sync_buffers); the broadcast would also risk FACTS.md's in-place error on CUDA.
         DistributedDataParallelKwargs(find_unused_parameters=False, broadcast_buffers=False),
     ]
-    accelerator = Accelerator(
-        cpu=on_cpu,  # without this, CPU processes under --multi_gpu become separate worlds of 1
-        mixed_precision=cfg.train.mixed_precision,
-        kwargs_handlers=handlers,
-    )
+    with _launcher_plugins_taken_over():
+        accelerator = Accelerator(
+            cpu=on_cpu,  # without this, CPU processes under --multi_gpu become separate worlds of 1
+            mixed_precision=cfg.train.mixed_precision,
+            kwargs_handlers=handlers,
+            log_with=list(log_with) or None,
+            project_dir=None if project_dir is None else str(project_dir),
+        )
     check_world(accelerator)
     return accelerator
+
+
+@contextmanager
+def _launcher_plugins_taken_over():
+    """Hide the launcher's DeepSpeed switch while the Accelerator is built: the request is already in
+    the config (distributed.backend=deepspeed), and distgan's DeepSpeed backend builds raw engines over
+    a plain process group (zero.py). Seen, accelerate would build its own DeepSpeed plugin and process
+    group (FACTS.md: on CPU with a wrong world size), a different path from --multi_gpu's."""
+    saved = {name: os.environ.pop(name) for name in LAUNCHER_PLUGIN_VARS if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def check_world(accelerator) -> None:

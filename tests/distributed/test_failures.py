@@ -83,7 +83,10 @@ def test_deepspeed_json_contradicting_the_config(tmp_path):
     config = tmp_path / "ds.json"
     config.write_text(json.dumps({"zero_optimization": {"stage": 1}}))
     result = train_cli(
-        "distributed.backend=deepspeed", f"distributed.deepspeed_config={config}", f"train.out_dir={tmp_path}"
+        "distributed.backend=deepspeed",
+        "distributed.zero_stage=2",  # left null, the stage would be the JSON's (launcher.default_overrides)
+        f"distributed.deepspeed_config={config}",
+        f"train.out_dir={tmp_path}",
     )
     assert result.returncode == 2
     assert "zero_optimization.stage=1 but distgan derives 2 from distributed.zero_stage" in result.stderr
