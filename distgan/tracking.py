@@ -33,6 +33,7 @@ the killed attempt keep their first values there.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import numbers
 import os
@@ -151,13 +152,11 @@ def log_with(cfg: ExperimentConfig) -> list[str]:
     compute, for one whose package is missing (accelerate itself would drop it without a word)."""
     names = ["wandb"] if "wandb" in cfg.log.trackers and cfg.log.wandb.mode != "disabled" else []
     if "tensorboard" in cfg.log.trackers:
-        try:
-            from torch.utils import tensorboard  # noqa: F401  (needs the tensorboard package)
-        except ImportError:
+        if importlib.util.find_spec("tensorboard") is None:  # what torch.utils.tensorboard writes with
             raise TrackingError(
                 "log.trackers: tensorboard needs the tensorboard package: pip install 'distgan[tensorboard]'; "
                 "or remove tensorboard from log.trackers"
-            ) from None
+            )
         names.append("tensorboard")
     return names
 
