@@ -40,6 +40,7 @@ import os
 import secrets
 import shutil
 import string
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,11 @@ def gpu_memory_gib() -> dict[str, float]:
 
 
 def _format_console(step: int, total: int, scalars: dict[str, float]) -> str:
-    parts = [f"step {step:>{len(str(total))}}/{total}"]
+    return " | ".join([f"step {step:>{len(str(total))}}/{total}", *_console_parts(scalars)])
+
+
+def _console_parts(scalars: dict[str, float]) -> list[str]:
+    parts = []
     for key in ("loss_d", "loss_g", "gp", "d_real", "d_fake"):
         if key in scalars:
             parts.append(f"{key} {scalars[key]:+.4f}")
@@ -103,7 +108,14 @@ def _format_console(step: int, total: int, scalars: dict[str, float]) -> str:
     if "eta_sec" in scalars:
         eta = int(scalars["eta_sec"])
         parts.append(f"eta {eta // 3600:d}:{eta // 60 % 60:02d}:{eta % 60:02d}")
-    return " | ".join(parts)
+    return parts
+
+
+def _progress_bar(total: int, start: int):
+    """A tqdm bar on the terminal stdout (losses and images/s as its postfix)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, file=sys.stdout, unit="step", dynamic_ncols=True, desc="train")
 
 
 def _plain(value: Any) -> Any:
@@ -180,8 +192,11 @@ class Tracker:
         self.wandb_run = None
         self.accelerator = accelerator
         self.trackers: list = []  # accelerate's GeneralTracker objects, main process only
+        self.bar = None  # a progress bar when stdout is a terminal; one line per log step otherwise
         if not is_main:
             return
+        if sys.stdout.isatty():
+            self.bar = _progress_bar(cfg.train.steps, resumed_step or 0)
         run_dir.mkdir(parents=True, exist_ok=True)
         if resumed_step is not None:
             for path in (self.metrics_path, self.eval_path):
@@ -210,7 +225,11 @@ class Tracker:
         record = {"step": step, **scalars, "wall_time": time.time()}
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
-        print(_format_console(step, self.cfg.train.steps, scalars), flush=True)
+        if self.bar is None:  # Slurm logs, files, pipes: one plain line per log step
+            print(_format_console(step, self.cfg.train.steps, scalars), flush=True)
+        else:
+            self.bar.set_postfix_str(" | ".join(_console_parts(scalars)), refresh=False)
+            self.bar.update(step - self.bar.n)
         if self.trackers:
             self.accelerator.log(scalars, step=step)
 
@@ -224,11 +243,13 @@ class Tracker:
         event["lr_scale"] = lr_scale
         with open(self.run_dir / EVENTS_FILE, "a") as f:
             f.write(json.dumps({**event, "wall_time": time.time()}) + "\n")
-        print(
+        self._say(
             f"non-finite values at step {detected_at}: rolled back to step {step} (rollback {rollbacks}), "
-            f"learning rates x{lr_scale:g}",
-            flush=True,
+            f"learning rates x{lr_scale:g}"
         )
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.refresh()
         if self.wandb_run is not None:  # wandb's step only grows: the event goes to the summary
             self.wandb_run.summary.update({"rollbacks": rollbacks, "lr_scale": lr_scale})
         board = self._tracker("tensorboard")
@@ -258,7 +279,7 @@ class Tracker:
         if not self.is_main:
             return
         values = {k: _plain(v) for k, v in values.items()}
-        print(f"step {step} | " + " | ".join(f"{k} {v}" for k, v in values.items()), flush=True)
+        self._say(f"step {step} | " + " | ".join(f"{k} {v}" for k, v in values.items()))
         with open(self.eval_path, "a") as f:
             f.write(json.dumps({"step": step, **values, "wall_time": time.time()}) + "\n")
         numbers_only = {k: v for k, v in values.items() if isinstance(v, (int, float))}
@@ -269,8 +290,23 @@ class Tracker:
                 if key not in numbers_only:
                     self.wandb_run.summary[key] = value  # e.g. which feature extractor made the numbers
 
+    def advance(self, step: int) -> None:
+        """Every G step: move the progress bar (no device sync; tqdm redraws at most 10 times a second)."""
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
+    def _say(self, text: str) -> None:
+        """A console line that leaves the progress bar intact."""
+        if self.bar is None:
+            print(text, flush=True)
+        else:
+            self.bar.write(text, file=sys.stdout)
+
     def close(self) -> None:
         """Finish every tracker (accelerator.end_training then finds none left to finish)."""
+        if self.bar is not None:
+            bar, self.bar = self.bar, None
+            bar.close()
         run, self.wandb_run = self.wandb_run, None
         offline_dir = (
             Path(run.dir).parent if run is not None and run.offline else None

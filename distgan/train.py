@@ -3,6 +3,8 @@
     python -m distgan.train --config configs/quickstart.yaml
     python -m distgan.train --config configs/mnist_dcgan.yaml train.steps=200 data.batch_size=64
     python -m distgan.train --config configs/mnist_dcgan.yaml --debug
+    python -m distgan.train --config configs/mnist_dcgan.yaml --print-config   # resolved, commented
+    python -m distgan.train --help-config                                      # every key explained
     accelerate launch -m distgan.train --config configs/celeba_wgan.yaml
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m distgan.train --config ...
 
@@ -16,8 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from distgan.config import ConfigError, ExperimentConfig, load_config, override
-from distgan.distributed import launched_world_size
+from distgan.config import ConfigError, ExperimentConfig, describe, load_config, override
+from distgan.distributed import complete_from_launcher, launched_world_size
 from distgan.errors import UserError, report
 from distgan.run_directory import check_out_dir
 
@@ -26,7 +28,7 @@ DEBUG_STEPS = 10
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m distgan.train", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="experiment YAML file (see configs/)")
+    parser.add_argument("--config", help="experiment YAML file (see configs/); required unless --help-config")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="e.g. train.steps=200 optim.d.lr=1e-4"
     )
@@ -50,7 +52,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="resume even though the config changes what is trained (model, data, objective, ...)",
     )
-    return parser.parse_intermixed_args(argv)  # overrides may come before or after the options
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (defaults, overrides, launcher settings) with each key's comment; no training",
+    )
+    parser.add_argument(
+        "--help-config", action="store_true", help="list every config key with type, default and meaning"
+    )
+    args = parser.parse_intermixed_args(argv)  # overrides may come before or after the options
+    if args.config is None and not args.help_config:
+        parser.error("the following arguments are required: --config")
+    return args
 
 
 def debug_overrides(overrides: list[str]) -> list[str]:
@@ -80,8 +93,14 @@ def build_config(args: argparse.Namespace) -> ExperimentConfig:
 def main(argv: list[str] | None = None, *, hooks=None) -> int:
     """`hooks`: a distgan.trainer.TrainHooks for callers that observe the run (tests)."""
     args = parse_args(argv)
+    if args.help_config:
+        print(describe.help_text())
+        return 0
     try:
         cfg = build_config(args)
+        if args.print_config:
+            print(describe.annotated_yaml(complete_from_launcher(cfg)))
+            return 0
         check_out_dir(cfg.train.out_dir)  # a file or read-only place fails now, not at the first save
         if args.debug:
             import torch

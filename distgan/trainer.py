@@ -281,6 +281,7 @@ def train(
             if ema is not None:
                 ema.update(backend.generator_module, state.step)
             window.add(d_losses, g_losses, images=n_critic * cfg.data.batch_size)
+            tracker.advance(state.step)  # the progress bar on a terminal; nothing otherwise
 
             finished = state.step == cfg.train.steps
             saving = due(state.step, cfg.checkpoint.every, finished)

@@ -74,6 +74,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    # where the examples come from (data.path says which); embedded: the 5,000 MNIST digits shipped inside
     source: Literal["embedded", "hub", "parquet", "imagefolder", "toy", "prepared"] = "embedded"
     # hub: dataset id; parquet: file, glob or directory; imagefolder: directory;
     # prepared: output of `distgan.data.prepare`; toy: ring8 | grid25; embedded: ignored
@@ -318,6 +319,7 @@ class DistributedConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     every: int = 0  # G steps between evaluations during training (0 = off)
+    # metrics of each evaluation, any of: fd, kid, precision_recall, class_coverage, mode_coverage
     metrics: list[str] = field(default_factory=lambda: ["fd", "kid", "precision_recall"])
     num: int = 1000  # generated (and real) samples per evaluation
     extractor: str = "auto"  # feature extractor: auto | mnist_classifier | inception | raw
