@@ -195,8 +195,6 @@ class Tracker:
         self.bar = None  # a progress bar when stdout is a terminal; one line per log step otherwise
         if not is_main:
             return
-        if sys.stdout.isatty():
-            self.bar = _progress_bar(cfg.train.steps, resumed_step or 0)
         run_dir.mkdir(parents=True, exist_ok=True)
         if resumed_step is not None:
             for path in (self.metrics_path, self.eval_path):
@@ -206,13 +204,14 @@ class Tracker:
                 path.unlink(missing_ok=True)
             shutil.rmtree(logging_dir(run_dir), ignore_errors=True)
         wanted = log_with(cfg)
-        if not wanted:
-            return
-        if accelerator is None or sorted(str(t) for t in accelerator.log_with) != sorted(wanted):
-            raise ValueError(f"Tracker: build the Accelerator with log_with={wanted}")  # a caller's bug
-        self.trackers = _start_trackers(cfg, run_dir, accelerator, resumed_step)
-        wandb_tracker = self._tracker("wandb")
-        self.wandb_run = wandb_tracker.run if wandb_tracker is not None else None
+        if wanted:
+            if accelerator is None or sorted(str(t) for t in accelerator.log_with) != sorted(wanted):
+                raise ValueError(f"Tracker: build the Accelerator with log_with={wanted}")  # a caller's bug
+            self.trackers = _start_trackers(cfg, run_dir, accelerator, resumed_step)
+            wandb_tracker = self._tracker("wandb")
+            self.wandb_run = wandb_tracker.run if wandb_tracker is not None else None
+        if sys.stdout.isatty():
+            self.bar = _progress_bar(cfg.train.steps, resumed_step or 0)
 
     def _tracker(self, name: str):
         return next((t for t in self.trackers if t.name == name), None)
@@ -308,9 +307,9 @@ class Tracker:
             bar, self.bar = self.bar, None
             bar.close()
         run, self.wandb_run = self.wandb_run, None
-        offline_dir = (
-            Path(run.dir).parent if run is not None and run.offline else None
-        )  # run.dir: <sync>/files
+        offline_dir = None
+        if run is not None and run.offline:
+            offline_dir = Path(run.dir).parent  # run.dir is <sync dir>/files
         trackers, self.trackers = self.trackers, []
         for tracker in trackers:
             tracker.finish()
