@@ -111,11 +111,25 @@ def _console_parts(scalars: dict[str, float]) -> list[str]:
     return parts
 
 
+def _bar_postfix(scalars: dict[str, float]) -> str:
+    """Losses and images/s, short enough to leave the bar room in 80 columns."""
+    names = {"loss_d": "D", "loss_g": "G", "gp": "gp"}
+    parts = [f"{short} {scalars[key]:+.4f}" for key, short in names.items() if key in scalars]
+    if "images_per_sec" in scalars:
+        parts.append(f"{scalars['images_per_sec']:.0f} img/s")
+    return " | ".join(parts)
+
+
 def _progress_bar(total: int, start: int):
     """A tqdm bar on the terminal stdout (losses and images/s as its postfix)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=start, file=sys.stdout, unit="step", dynamic_ncols=True, desc="train")
+    # A pty without a size (script, some CI runners) reads 0 x 0, and tqdm would hide its bar: 80 x 24 then.
+    size = shutil.get_terminal_size()
+    return tqdm(
+        total=total, initial=start, file=sys.stdout, unit="step", ncols=size.columns, nrows=size.lines,
+        desc="train", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+    )  # fmt: skip
 
 
 def _plain(value: Any) -> Any:
@@ -227,7 +241,7 @@ class Tracker:
         if self.bar is None:  # Slurm logs, files, pipes: one plain line per log step
             print(_format_console(step, self.cfg.train.steps, scalars), flush=True)
         else:
-            self.bar.set_postfix_str(" | ".join(_console_parts(scalars)), refresh=False)
+            self.bar.set_postfix_str(_bar_postfix(scalars), refresh=False)
             self.bar.update(step - self.bar.n)
         if self.trackers:
             self.accelerator.log(scalars, step=step)

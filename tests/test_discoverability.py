@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
+import subprocess
+import sys
 import typing
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,6 +21,7 @@ from distgan.config.describe import field_comments, keys
 from distgan.tracking import Tracker
 from distgan.train import main
 
+REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = "configs/quickstart.yaml"
 
 
@@ -97,9 +102,33 @@ def test_console_is_a_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     tracker.close()
     shown = terminal.getvalue()
     assert "\r" in shown and "3/4" in shown and "4/4" in shown  # a bar redrawn in place, resumed at 1
-    assert "loss_d +0.2500 | loss_g +1.5000 | 1234 img/s" in shown
+    assert "D +0.2500 | G +1.5000 | 1234 img/s]" in shown  # losses and images/s, not cut off in 80 columns
     assert "step 3 | eval/fd_raw 2.0\n" in shown  # other lines still get through
     assert "step 3/4 |" not in shown  # no plain log line on a terminal
+
+
+def test_progress_bar_shows_on_a_real_pseudo_terminal_without_a_size(tmp_path):
+    """`script`, CI runners and `ssh -T` give a pty whose size reads 0 x 0: tqdm would draw nothing."""
+    code = (
+        "from distgan.config import load_config; from distgan.tracking import Tracker\n"
+        "cfg = load_config('configs/quickstart.yaml', ['train.steps=2', 'log.trackers=[]'])\n"
+        f"tracker = Tracker(cfg, __import__('pathlib').Path({str(tmp_path)!r}), True, None)\n"
+        "tracker.log(2, {'loss_d': 0.25, 'loss_g': 1.5, 'images_per_sec': 99.0}); tracker.close()\n"
+    )
+    controller, terminal = os.openpty()
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, stdout=terminal, check=True, timeout=120)
+    os.close(terminal)
+    shown = b""
+    while chunk := _read(controller):
+        shown += chunk
+    assert b"train: 100%" in shown and b"D +0.2500 | G +1.5000 | 99 img/s" in shown, shown
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the pty's other end is closed: everything was read
+        return b""
 
 
 def test_console_is_one_plain_line_per_log_step_otherwise(tmp_path, capsys):
