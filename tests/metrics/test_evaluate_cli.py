@@ -53,7 +53,9 @@ def test_bad_metric_is_a_clear_error_before_anything_is_generated(run_dir, tmp_p
     assert main(["--checkpoint", checkpoint, "--metrics", "fd", "mode_coverage", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "'mode_coverage' does not apply to 1-channel images" in err
-    assert "valid for this data: ['fd', 'kid', 'precision_recall', 'class_coverage']" in err
+    assert (
+        "valid for this data: ['fd', 'kid', 'precision_recall', 'density_coverage', 'class_coverage']" in err
+    )
     assert not out.exists()
     assert main(["--checkpoint", checkpoint, "--extractor", "inception"]) == 2
     assert "eval.extractor=inception needs eval.inception_weights" in capsys.readouterr().err
