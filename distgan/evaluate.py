@@ -117,18 +117,11 @@ def evaluate(args: argparse.Namespace) -> int:
     rank, world_size, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     modes = toy_modes(cfg.data.path) if cfg.data.is_toy else None
     cache_dir = None if args.no_reference_cache else default_reference_dir(cfg)
+    # The real sample is read only when the reference cache holds none for this key.
     reference = prepare_evaluation(
-        cfg,
-        metrics,
-        num,
-        rank,
-        world_size,
-        accelerator.gather,
-        device,
-        real=lambda: evaluation_data(cfg, num)[0],
-        modes=modes,
-        cache_dir=cache_dir,
-    )  # fmt: skip; the real sample is read only when the cache has no reference for it
+        cfg, metrics, num, rank, world_size, accelerator.gather, device,
+        real=lambda: evaluation_data(cfg, num)[0], modes=modes, cache_dir=cache_dir,
+    )  # fmt: skip
     generator = load_generator(checkpoint, ema=not args.no_ema, device=device)
     results = evaluate_generator(
         generator, cfg, metrics, num, rank, world_size, accelerator.gather, device,

@@ -69,6 +69,8 @@ def reference_key(
         "labeler": labeler,
         "num": num,
         "seed": seed,
+        # toy points are drawn from the mixture with the run's seed (data/toy.py), not sampled from rows
+        "toy": {"train_seed": cfg.train.seed, "toy_samples": data.toy_samples} if data.is_toy else None,
     }
 
 

@@ -205,3 +205,28 @@ def test_inception_weights_auto_offline_says_what_to_download_and_where(tmp_path
         assert "needs torch-fidelity" in str(err.value) and "pip install 'distgan[fid]'" in str(err.value)
     else:
         assert f"{target} is not the weights file" in str(err.value)
+
+
+def test_evaluations_during_training_reuse_the_cached_reference(tmp_path, fresh_accelerate, monkeypatch):
+    from distgan import trainer
+
+    def cfg(name):
+        return load_config(
+            "configs/toy_ring.yaml",
+            ["train.steps=2", "eval.every=2", "eval.num=300", "eval.metrics=[fd,density_coverage]",
+             "log.every=1", "checkpoint.every=0", f"eval.reference_dir={tmp_path / 'refs'}",
+             f"train.out_dir={tmp_path / name}"],
+        )  # fmt: skip
+
+    assert trainer.train(cfg("first")) == 0
+    first = json.loads((tmp_path / "first" / "eval.jsonl").read_text())
+    assert {"eval/fd300_raw", "eval/density300_raw", "eval/coverage300_raw"} <= set(first)
+    assert first["eval/reference"].startswith(str(tmp_path / "refs"))
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the second run should reuse the cached reference")
+
+    monkeypatch.setattr(trainer, "evaluation_data", no_data)
+    assert trainer.train(cfg("second")) == 0
+    second = json.loads((tmp_path / "second" / "eval.jsonl").read_text())
+    assert second["eval/reference"] == first["eval/reference"]
