@@ -1,11 +1,10 @@
 """Export -> Hub folder -> load_generator, through the real command line and huggingface_hub.
 
-The Hub is never reached: loading a repo id reads huggingface_hub's own cache with
-HF_HUB_OFFLINE=1, and the upload goes to a local stand-in server (HF_ENDPOINT).
+The Hub is never reached: huggingface_hub talks to a local stand-in server (HF_ENDPOINT) for the
+upload and the download, and then, with HF_HUB_OFFLINE=1, reads its own cache.
 """
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -15,7 +14,6 @@ import torch
 from safetensors import safe_open
 
 from distgan.evaluate import default_out
-from distgan.export import export
 from distgan.export import main as export_main
 from distgan.generation import load_generator
 from tests.conftest import TINY
@@ -83,43 +81,42 @@ def test_export_then_load_in_a_fresh_process_gives_bitwise_equal_samples(ema_run
     assert "not empty and not an earlier export" in capsys.readouterr().err
 
 
-def test_a_hub_id_loads_from_the_cache_offline_and_an_uncached_one_names_hf_hub_offline(ema_run, tmp_path):
-    # huggingface_hub's documented cache layout: models--OWNER--NAME/{refs/main, snapshots/<commit>/...}
-    repo = tmp_path / "hf" / "hub" / "models--me--tiny-gan"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    export(str(ema_run), repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    env = cpu_env(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+def test_push_to_hub_then_load_by_repo_id_online_and_from_the_cache_offline(ema_run, tmp_path, capsys):
+    out = tmp_path / "export"
+    cache = str(tmp_path / "hf")
+    with HubStandIn() as hub:
+        online = cpu_env(HF_ENDPOINT=hub.url, HF_HOME=cache, HF_TOKEN="hf_stand_in_token")
+        online.pop("HF_HUB_OFFLINE")
+        cmd = ["-m", "distgan.export", "--checkpoint", str(ema_run), "--out", str(out)]
+        result = run([*cmd, "--push-to-hub", "me/tiny-gan", "--private"], env=online)
+        assert "pushed to me/tiny-gan" in result.stdout
+        assert [(c["organization"], c["name"], c.get("visibility")) for c in hub.created] == [
+            ("me", "tiny-gan", "private")
+        ]
+        sent = hub.commits["me/tiny-gan"]
+        assert sorted(sent) == sorted(p.name for p in out.iterdir())
+        for name, data in sent.items():
+            assert data == (out / name).read_bytes(), name
+        assert 'distgan.load_generator("me/tiny-gan")' in sent["README.md"].decode()
 
-    # One fresh process: load the cached id, then sample an uncached one through the CLI's main.
+        # Online: huggingface_hub downloads the repo from the endpoint into its cache.
+        run(["-c", SAMPLE_CODE, "me/tiny-gan", str(tmp_path / "online.npy")], env=online)
+        assert ("GET", "/me/tiny-gan/resolve/" + "a" * 40 + "/generator.safetensors") in hub.requests
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "online.npy")), reference_samples(ema_run))
+
+    # Offline, the Hub gone: the cached repo still loads; one never downloaded is a clear one-line error.
+    offline = cpu_env(HF_HOME=cache, HF_HUB_OFFLINE="1")
     code = SAMPLE_CODE + "; from distgan.sample import main; sys.exit(main(sys.argv[3:]))"
     sample_args = ["--checkpoint", "me/not-cached", "--num", "2", "--out", str(tmp_path / "s.npz")]
-    result = run(["-c", code, "me/tiny-gan", str(tmp_path / "x.npy"), *sample_args], env=env, check=False)
-    assert torch.equal(torch.from_numpy(np.load(tmp_path / "x.npy")), reference_samples(ema_run))
+    result = run(
+        ["-c", code, "me/tiny-gan", str(tmp_path / "offline.npy"), *sample_args], env=offline, check=False
+    )
+    assert torch.equal(torch.from_numpy(np.load(tmp_path / "offline.npy")), reference_samples(ema_run))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "me/not-cached" in lines[0] and "HF_HUB_OFFLINE" in lines[0], result.stderr
 
-
-def test_push_to_hub_sends_the_export_files_to_the_hub_endpoint(ema_run, tmp_path, capsys):
-    out = tmp_path / "export"
-    with HubStandIn() as hub:
-        env = cpu_env(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"), HF_TOKEN="hf_stand_in_token")
-        env.pop("HF_HUB_OFFLINE")
-        cmd = ["-m", "distgan.export", "--checkpoint", str(ema_run), "--out", str(out)]
-        result = run([*cmd, "--push-to-hub", "me/tiny-gan", "--private"], env=env)
-    bad = export_main([*cmd[2:-1], str(tmp_path / "other"), "--push-to-hub", "me/a/b"])
-    assert "pushed to me/tiny-gan" in result.stdout
-    assert [(c["organization"], c["name"], c.get("visibility")) for c in hub.created] == [
-        ("me", "tiny-gan", "private")
-    ]
-    sent = hub.commits["me/tiny-gan"]
-    assert sorted(sent) == sorted(p.name for p in out.iterdir())
-    for name, data in sent.items():
-        assert data == (out / name).read_bytes(), name
-    assert 'distgan.load_generator("me/tiny-gan")' in sent["README.md"].decode()
     # A bad repo id is refused before anything is written or sent.
-    assert bad == 2 and "'me/a/b' is not a Hub repo id" in capsys.readouterr().err
+    assert export_main([*cmd[2:-1], str(tmp_path / "other"), "--push-to-hub", "me/a/b"]) == 2
+    assert "'me/a/b' is not a Hub repo id" in capsys.readouterr().err
     assert not (tmp_path / "other").exists() and len(hub.created) == 1
-    shutil.rmtree(tmp_path / "hf", ignore_errors=True)
