@@ -14,7 +14,6 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
 COMMIT = "a" * 40  # every commit gets this id
 
 

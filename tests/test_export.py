@@ -20,6 +20,8 @@ from tests.conftest import TINY
 from tests.hub_stand_in import HubStandIn
 from tests.launching import REPO, cpu_env
 
+pytestmark = pytest.mark.slow  # trains a 2-step run and starts Python processes
+
 SAMPLE_CODE = (
     "import sys, numpy, distgan; g = distgan.load_generator(sys.argv[1]); "
     "numpy.save(sys.argv[2], g.sample(5, seed=7).numpy())"

@@ -32,6 +32,7 @@ def correlated(n, d, seed, shift=0.0):
     return rng.normal(size=(n, d)) @ mixing + shift
 
 
+@pytest.mark.slow  # multi-second
 def test_fd_and_kid_match_torchmetrics_to_1e_4_relative():
     from torchmetrics.image.fid import _compute_fid
     from torchmetrics.image.kid import poly_mmd
@@ -207,6 +208,7 @@ def test_inception_weights_auto_offline_says_what_to_download_and_where(tmp_path
         assert f"{target} is not the weights file" in str(err.value)
 
 
+@pytest.mark.slow  # multi-second
 def test_evaluations_during_training_reuse_the_cached_reference(tmp_path, fresh_accelerate, monkeypatch):
     from distgan import trainer
 
