@@ -28,12 +28,13 @@ from typing import Any
 
 from distgan.checkpoint import read_meta, resolve_checkpoint
 from distgan.config import EVAL_EXTRACTORS, ExperimentConfig
-from distgan.data import evaluation_data
+from distgan.data import evaluation_data, toy_modes
 from distgan.distributed import check_world
 from distgan.errors import UserError, report
 from distgan.generation import load_generator, load_run_config
 from distgan.metrics import (
     MetricsError,
+    default_reference_dir,
     evaluate_generator,
     plan_evaluation,
     prepare_evaluation,
@@ -64,7 +65,10 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, ExperimentConfig, list[str
     if args.extractor is not None:
         overrides["extractor"] = args.extractor
     if args.inception_weights is not None:
-        overrides["inception_weights"] = str(Path(args.inception_weights).expanduser())
+        weights = args.inception_weights
+        overrides["inception_weights"] = weights if weights == "auto" else str(Path(weights).expanduser())
+    if args.reference_dir is not None:
+        overrides["reference_dir"] = args.reference_dir
     cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, **overrides))
     metrics = args.metrics or valid_metrics(cfg)
     num = args.num if args.num is not None else cfg.eval.num
@@ -91,8 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="JSON file to write (default: <run dir>/eval/<checkpoint>.json)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same samples)")
     parser.add_argument("--extractor", choices=EVAL_EXTRACTORS, help="feature extractor (default: the run's)")
-    parser.add_argument("--inception-weights", help="TorchScript FID Inception file inception-2015-12-05.pt")
+    parser.add_argument(
+        "--inception-weights",
+        help="TorchScript FID Inception file inception-2015-12-05.pt, or auto (distgan[fid])",
+    )
     parser.add_argument("--no-ema", action="store_true", help="evaluate the raw generator, not its EMA")
+    parser.add_argument("--reference-dir", help="cache of real references (default: eval.reference_dir)")
+    parser.add_argument(
+        "--no-reference-cache", action="store_true", help="recompute the real side every time"
+    )
     args = parser.parse_args(argv)
     try:
         return evaluate(args)
@@ -104,10 +115,13 @@ def evaluate(args: argparse.Namespace) -> int:
     checkpoint, cfg, metrics, num = _prepare(args)
     accelerator = _accelerator()
     rank, world_size, device = accelerator.process_index, accelerator.num_processes, accelerator.device
-    real, modes = evaluation_data(cfg, num)  # extractor and real data: still before any sample
+    modes = toy_modes(cfg.data.path) if cfg.data.is_toy else None
+    cache_dir = None if args.no_reference_cache else default_reference_dir(cfg)
+    # The real sample is read only when the reference cache holds none for this key.
     reference = prepare_evaluation(
-        cfg, metrics, num, rank, world_size, accelerator.gather, device, real=real, modes=modes
-    )
+        cfg, metrics, num, rank, world_size, accelerator.gather, device,
+        real=lambda: evaluation_data(cfg, num)[0], modes=modes, cache_dir=cache_dir,
+    )  # fmt: skip
     generator = load_generator(checkpoint, ema=not args.no_ema, device=device)
     results = evaluate_generator(
         generator, cfg, metrics, num, rank, world_size, accelerator.gather, device,

@@ -19,13 +19,14 @@ def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def image_grid(images: torch.Tensor, padding: int = 2) -> np.ndarray:
-    """Tile (N, C, H, W) images in [-1, 1] into one (rows*H, cols*W, 3) uint8 picture."""
+def image_grid(images: torch.Tensor, padding: int = 2, cols: int | None = None) -> np.ndarray:
+    """Tile (N, C, H, W) images in [-1, 1] into one (rows*H, cols*W, 3) uint8 picture, row by row
+    (cols: images per row; default the smallest square that holds them)."""
     tiles = to_uint8_images(images)
     n, h, w, c = tiles.shape
     if c == 1:
         tiles = np.repeat(tiles, 3, axis=3)
-    cols = math.ceil(math.sqrt(n))
+    cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     grid = np.zeros((rows * (h + padding) + padding, cols * (w + padding) + padding, 3), np.uint8)
     for i in range(n):
@@ -62,5 +63,16 @@ def save_png(picture: np.ndarray, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
     Image.fromarray(picture).save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
+def save_gif(frames: list[np.ndarray], path: str | Path, frame_ms: int = 80) -> Path:
+    """Write (H, W, 3) uint8 frames as a looping animated GIF (Pillow), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    first, *rest = [Image.fromarray(frame) for frame in frames]
+    first.save(tmp, format="GIF", save_all=True, append_images=rest, duration=frame_ms, loop=0)
     tmp.replace(path)
     return path

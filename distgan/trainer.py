@@ -25,7 +25,7 @@ import torch
 from distgan import metrics, objectives
 from distgan.checkpoint import Checkpointer, TrainState
 from distgan.config import ExperimentConfig
-from distgan.data import Batch, TrainStream, build_train_stream, evaluation_data
+from distgan.data import Batch, TrainStream, build_train_stream, evaluation_data, toy_modes
 from distgan.distributed import (
     Backend,
     StopRequest,
@@ -164,10 +164,12 @@ def prepare_reference(cfg: ExperimentConfig, accelerator):
     if not cfg.eval.every:
         return None
     metrics.plan_evaluation(cfg, cfg.eval.metrics)  # names and extractor before the real data is read
-    real, modes = evaluation_data(cfg, cfg.eval.num)
+    modes = toy_modes(cfg.data.path) if cfg.data.is_toy else None
+    # The real sample is read only when the reference cache holds none for this key.
     return metrics.prepare_evaluation(
         cfg, cfg.eval.metrics, cfg.eval.num, accelerator.process_index, accelerator.num_processes,
-        accelerator.gather, accelerator.device, real=real, modes=modes,
+        accelerator.gather, accelerator.device, real=lambda: evaluation_data(cfg, cfg.eval.num)[0],
+        modes=modes, cache_dir=metrics.default_reference_dir(cfg),
     )  # fmt: skip
 
 

@@ -18,3 +18,11 @@ def fresh_accelerate():
     reset()
     yield
     reset()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_distgan_cache(tmp_path_factory):
+    """Evaluation references are cached under $DISTGAN_CACHE: keep the tests' out of ~/.cache."""
+    import os
+
+    os.environ.setdefault("DISTGAN_CACHE", str(tmp_path_factory.mktemp("distgan_cache")))

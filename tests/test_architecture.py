@@ -155,6 +155,7 @@ ASSEMBLY_AND_ENTRIES = [
     "evaluate",
     "bench",
 ]
+ASSEMBLY_AND_ENTRIES += ["hub", "model_card", "export", "sampling"]
 
 
 def concern_of(module: str) -> str | None:

@@ -33,6 +33,7 @@ def _require(condition: bool, key: str, message: str) -> None:
 DCGAN_RESOLUTIONS = (28, 32, 64)
 TOY_DATASETS = ("ring8", "grid25")
 EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverage")  # distgan.metrics
+EVAL_METRICS += ("density_coverage", "inception_score")  # Naeem et al. 2020; IS (Inception only)
 EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
 TRACKERS = ("wandb", "tensorboard")  # accelerate trackers distgan feeds (distgan.tracking)
 SEED_LIMIT = 2**32  # numpy and the data shuffle take 32-bit seeds; torch's would silently wrap
@@ -323,7 +324,9 @@ class EvalConfig:
     metrics: list[str] = field(default_factory=lambda: ["fd", "kid", "precision_recall"])
     num: int = 1000  # generated (and real) samples per evaluation
     extractor: str = "auto"  # feature extractor: auto | mnist_classifier | inception | raw
-    inception_weights: Optional[str] = None  # path to the standard FID Inception weights file
+    inception_weights: Optional[str] = None  # FID Inception TorchScript file, or auto (distgan[fid])
+    reference_dir: str = ""  # cache of real references (features, stats); "" = ~/.cache/distgan/references
+    reference_seed: int = 0  # seed of the random sample of real examples the metrics compare against
 
     def validate(self, prefix: str = "eval") -> None:
         _require(self.every >= 0, f"{prefix}.every", f"must be >= 0, got {self.every}")
@@ -338,6 +341,9 @@ class EvalConfig:
             self.extractor in EVAL_EXTRACTORS,
             f"{prefix}.extractor",
             f"must be one of {list(EVAL_EXTRACTORS)}, got {self.extractor!r}",
+        )
+        _require(
+            self.reference_seed >= 0, f"{prefix}.reference_seed", f"must be >= 0, got {self.reference_seed}"
         )
 
 

@@ -16,6 +16,7 @@ from distgan.config import ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
 from distgan.data.image_stream import ImageStream, bad_example_message
+from distgan.data.reference_sample import reference_sample
 from distgan.data.sources import open_source, read_rows
 from distgan.data.start_checks import start_warnings
 from distgan.data.toy import ToyStream, toy_modes, toy_real_examples
@@ -107,5 +108,7 @@ def real_examples(cfg: ExperimentConfig, num: int) -> Batch:
 
 
 def evaluation_data(cfg: ExperimentConfig, num: int) -> tuple[Batch, tuple[torch.Tensor, float] | None]:
-    """What metrics compare against: `num` real examples, and the toy mixture's (means, std)."""
-    return real_examples(cfg, num), (toy_modes(cfg.data.path) if cfg.data.is_toy else None)
+    """What metrics compare against: a seeded random sample of `num` real examples (eval.reference_seed;
+    see reference_sample.py), and the toy mixture's (means, std)."""
+    real = reference_sample(cfg, num, cfg.eval.reference_seed)
+    return real, (toy_modes(cfg.data.path) if cfg.data.is_toy else None)

@@ -7,17 +7,24 @@ by the extractor that produced it ("fd_mnist_classifier", "fd_inception",
 """
 
 from distgan.metrics.coverage import class_coverage, mode_coverage
+from distgan.metrics.density_coverage import density_coverage
 from distgan.metrics.errors import MetricsError
 from distgan.metrics.evaluation import Reference, evaluate_generator, prepare_evaluation
 from distgan.metrics.frechet import frechet_distance
+from distgan.metrics.inception_score import inception_score
 from distgan.metrics.kid import kid
 from distgan.metrics.precision_recall import precision_recall
+from distgan.metrics.reference_cache import count_label, default_reference_dir
 from distgan.metrics.registry import plan_evaluation, resolve_extractor, valid_metrics
 
 __all__ = [
     "MetricsError",
     "Reference",
     "class_coverage",
+    "count_label",
+    "default_reference_dir",
+    "density_coverage",
+    "inception_score",
     "evaluate_generator",
     "frechet_distance",
     "kid",

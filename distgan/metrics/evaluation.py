@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,11 +24,14 @@ import torch
 
 from distgan.config import ExperimentConfig
 from distgan.metrics.coverage import class_coverage, mode_coverage
+from distgan.metrics.density_coverage import density_coverage
 from distgan.metrics.errors import MetricsError
 from distgan.metrics.extractors import Extractor, build_extractor
-from distgan.metrics.frechet import frechet_distance
+from distgan.metrics.frechet import feature_statistics, frechet_distance_from_statistics
+from distgan.metrics.inception_score import inception_score
 from distgan.metrics.kid import kid
 from distgan.metrics.precision_recall import precision_recall
+from distgan.metrics.reference_cache import count_label, load_reference, reference_key, save_reference
 from distgan.metrics.registry import EvaluationPlan, plan_evaluation
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
@@ -69,7 +73,9 @@ def embed_shared(
         if labeler is not None:
             labels.append(pred.to(device))
     local_f = torch.cat(feats) if feats else torch.zeros(0, extractor.feature_dim, device=device)
-    local_l = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long, device=device)
+    pred_shape = tuple(getattr(labeler, "prediction_shape", ()))  # () labels, (K,) probabilities
+    pred_dtype = torch.float32 if pred_shape else torch.long
+    local_l = torch.cat(labels) if labels else torch.zeros((0, *pred_shape), dtype=pred_dtype, device=device)
     if world_size == 1:
         return local_f, (local_l if labeler is not None else None)
     if gather is None:
@@ -77,7 +83,9 @@ def embed_shared(
     # Ranks must send equal shapes: pad to the largest share, then keep each rank's real rows.
     pad = padded_rows - local_f.shape[0]
     all_f = gather(torch.cat([local_f, local_f.new_zeros(pad, local_f.shape[1])]))
-    all_l = gather(torch.cat([local_l, local_l.new_full((pad,), -1)])) if labeler is not None else None
+    all_l = None
+    if labeler is not None:
+        all_l = gather(torch.cat([local_l, local_l.new_full((pad, *local_l.shape[1:]), -1)]))
     keep = []
     for r in range(world_size):
         rows = sum(min(CHUNK, total - i * CHUNK) for i in _my_chunks(total, r, world_size)[0])
@@ -93,10 +101,12 @@ class Reference:
     plan: EvaluationPlan
     num: int  # generated samples per evaluation
     extractor: Extractor
-    labeler: Extractor | None  # classifier for class_coverage, or None
+    labeler: Extractor | None  # classifier for class_coverage, inception for IS, or None
     real_feats: torch.Tensor  # (num_real, D), on every rank
-    real_labels: torch.Tensor | None  # classifier predictions on the real samples
+    real_labels: torch.Tensor | None  # classifier predictions (or class probabilities) of the real samples
     modes: tuple[torch.Tensor, float] | None  # toy mixture (means, std) for mode_coverage
+    real_stats: tuple[np.ndarray, np.ndarray] | None = None  # mean, cov of real_feats (cached with them)
+    cache_file: Path | None = None  # the reference file these came from or went to
 
 
 def prepare_evaluation(
@@ -110,6 +120,7 @@ def prepare_evaluation(
     *,
     real=None,
     modes: tuple[torch.Tensor, float] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> Reference:
     """Validate the request, load the extractors and embed `num` real examples (shared by all ranks).
 
@@ -117,8 +128,11 @@ def prepare_evaluation(
     mistake (metric, extractor, weights file, too little real data) then shows
     before any compute is spent, and later evaluations reuse the real features.
     real: the real examples, an object with `.images` (the caller loads them: metrics never
-      imports the data stack; `distgan.data.evaluation_data` gives them with the modes).
+      imports the data stack; `distgan.data.evaluation_data` gives them with the modes), or a
+      function returning that object, called only when `cache_dir` holds no reference yet.
     modes: (means, std) of the toy mixture, needed for mode_coverage.
+    cache_dir: keep the real sample, its features and statistics here (reference_cache.py) and
+      reuse them in later evaluations and runs; None computes them every time.
     """
     plan = plan_evaluation(cfg, metrics)
     if real is None:
@@ -133,7 +147,21 @@ def prepare_evaluation(
         labeler = (
             extractor if plan.labeler == plan.extractor else build_extractor(plan.labeler, shape, device)
         )
-    images = real.images
+    if plan.labeler == "inception":
+        extractor.probabilities = True
+    key = reference_key(cfg, plan.extractor, plan.labeler, num, cfg.eval.reference_seed)
+    cached = load_reference(Path(cache_dir), key) if cache_dir is not None else None
+    if world_size > 1 and gather is not None:  # all ranks take the same path (embedding holds collectives)
+        found = gather(torch.tensor([cached is not None], dtype=torch.long, device=device))
+        cached = cached if bool(found.all()) else None
+    if cached is not None:
+        feats, labels = (
+            cached.features.to(device),
+            (None if cached.second is None else cached.second.to(device)),
+        )
+        stats = (cached.mean.numpy(), cached.cov.numpy())
+        return Reference(plan, num, extractor, labeler, feats, labels, modes, stats, cached.path)
+    images = (real() if callable(real) else real).images
     n_real = min(num, len(images))
     if n_real < 2:
         raise MetricsError(f"evaluation needs at least 2 real examples, the data gave {len(images)}")
@@ -147,27 +175,53 @@ def prepare_evaluation(
         gather,
         device,
     )
-    return Reference(plan, num, extractor, labeler, feats, labels, modes)
+    stats = feature_statistics(feats.cpu())
+    path = None
+    if cache_dir is not None and rank == 0:
+        mean, cov = (torch.from_numpy(np.asarray(a)) for a in stats)
+        path = save_reference(Path(cache_dir), key, images[:n_real], feats, mean, cov, labels)
+    return Reference(plan, num, extractor, labeler, feats, labels, modes, stats, path)
 
 
 def _compute(ref: Reference, cfg: ExperimentConfig, fake_f, fake_labels, seed: int, kid_subsets: int) -> dict:
-    """The metrics, on the main process, from gathered features."""
+    """The metrics, on the main process, from gathered features.
+
+    Keys name the metric, the number of generated samples and the extractor, like StyleGAN's
+    `fid50k_full`: fid10k_inception (FID only with the Inception network; fd1k_mnist_classifier
+    otherwise), kid10k_inception, kid10k_std_inception, precision10k_/recall10k_, density10k_/
+    coverage10k_, is10k_inception/is10k_std_inception. The earlier keys without a count
+    (fd_X, kid_X, kid_std_X, precision_X, recall_X) are kept for existing readers.
+    """
     name = ref.plan.extractor
+    n = count_label(len(fake_f))
     results: dict[str, Any] = {
         "extractor": name,
         "num_generated": len(fake_f),
         "num_real": len(ref.real_feats),
+        "reference_seed": cfg.eval.reference_seed,
     }
+    if ref.cache_file is not None:
+        results["reference"] = str(ref.cache_file)
     real_f, fake_f = ref.real_feats.cpu(), fake_f.cpu()
     for metric in ref.plan.metrics:
         if metric == "fd":
-            results[f"fd_{name}"] = frechet_distance(real_f, fake_f)
+            real_stats = ref.real_stats or feature_statistics(real_f)
+            value = frechet_distance_from_statistics(*real_stats, *feature_statistics(fake_f))
+            results[f"{'fid' if name == 'inception' else 'fd'}{n}_{name}"] = results[f"fd_{name}"] = value
         elif metric == "kid":
             mean, std = kid(real_f, fake_f, subsets=kid_subsets, seed=seed)
+            results[f"kid{n}_{name}"], results[f"kid{n}_std_{name}"] = mean, std
             results[f"kid_{name}"], results[f"kid_std_{name}"] = mean, std
         elif metric == "precision_recall":
             pr = precision_recall(real_f, fake_f, k=3)
+            results[f"precision{n}_{name}"], results[f"recall{n}_{name}"] = pr["precision"], pr["recall"]
             results[f"precision_{name}"], results[f"recall_{name}"] = pr["precision"], pr["recall"]
+        elif metric == "density_coverage":
+            dc = density_coverage(real_f, fake_f)
+            results[f"density{n}_{name}"], results[f"coverage{n}_{name}"] = dc["density"], dc["coverage"]
+        elif metric == "inception_score":
+            mean, std = inception_score(fake_labels.cpu())
+            results[f"is{n}_{name}"], results[f"is{n}_std_{name}"] = mean, std
         elif metric == "class_coverage":
             coverage = class_coverage(fake_labels.cpu(), ref.real_labels.cpu(), ref.labeler.num_classes)
             for key, value in coverage.items():

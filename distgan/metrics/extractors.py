@@ -28,12 +28,14 @@ import torch
 import torch.nn.functional as F
 
 from distgan.metrics.errors import MetricsError
+from distgan.metrics.fidelity_inception import FidelityInceptionExtractor
 from distgan.metrics.mnist_classifier import FEATURE_DIM, IMAGE_SIZE, NUM_CLASSES, load_mnist_classifier
 
 INCEPTION_HINT = (
     "the TorchScript FID Inception-v3 file inception-2015-12-05.pt (as used by StyleGAN2-ADA and clean-fid; "
     "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt), "
-    "downloaded on a machine with internet and given as eval.inception_weights=PATH"
+    "downloaded on a machine with internet and given as eval.inception_weights=PATH; or "
+    "eval.inception_weights=auto with `pip install 'distgan[fid]'` (torch-fidelity fetches its weights)"
 )
 
 
@@ -80,6 +82,7 @@ class InceptionExtractor:
     name = "inception"
     num_classes = 0
     feature_dim = 2048
+    prediction_shape = (1008,)  # class probabilities, when asked for (Inception Score)
 
     def __init__(self, weights: str | Path, device: str | torch.device) -> None:
         path = Path(weights)
@@ -96,6 +99,7 @@ class InceptionExtractor:
                 "pt_inception-*.pth are not supported."
             ) from None
         self.device = torch.device(device)
+        self.probabilities = False  # set by the evaluation when the Inception Score is requested
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -106,10 +110,12 @@ class InceptionExtractor:
         if images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)
         features = self.model(images, return_features=True)
-        return features.reshape(features.shape[0], -1).float(), None
+        # Class probabilities for the Inception Score, without the output bias (as the original IS code).
+        probs = self.model(images, no_output_bias=True).float() if self.probabilities else None
+        return features.reshape(features.shape[0], -1).float(), probs
 
 
-Extractor = RawExtractor | MnistClassifierExtractor | InceptionExtractor
+Extractor = RawExtractor | MnistClassifierExtractor | InceptionExtractor | FidelityInceptionExtractor
 
 
 def build_extractor(
@@ -125,5 +131,7 @@ def build_extractor(
             raise MetricsError(
                 f"eval.inception_weights is not set; the inception extractor needs {INCEPTION_HINT}"
             )
+        if inception_weights == "auto":
+            return FidelityInceptionExtractor(device)
         return InceptionExtractor(inception_weights, device)
     raise MetricsError(f"eval.extractor: unknown extractor {name!r}; valid: raw, mnist_classifier, inception")

@@ -14,7 +14,8 @@ from distgan.config import EVAL_EXTRACTORS, EVAL_METRICS, ExperimentConfig
 from distgan.metrics.errors import MetricsError
 from distgan.metrics.extractors import INCEPTION_HINT
 
-FEATURE_METRICS = ("fd", "kid", "precision_recall")  # need only a feature space
+FEATURE_METRICS = ("fd", "kid", "precision_recall", "density_coverage")  # need only a feature space
+INCEPTION_ONLY = ("inception_score",)  # needs the FID Inception network's class probabilities
 CLASSIFIER = "mnist_classifier"  # the only extractor that also predicts classes
 
 
@@ -22,7 +23,7 @@ CLASSIFIER = "mnist_classifier"  # the only extractor that also predicts classes
 class EvaluationPlan:
     metrics: tuple[str, ...]  # validated metric names, in the order asked
     extractor: str  # resolved feature extractor: raw | mnist_classifier | inception
-    labeler: str | None  # classifier for class_coverage (mnist_classifier), None when not needed
+    labeler: str | None  # second output: mnist_classifier labels, inception probabilities (IS), or None
     inception_weights: str | None
 
 
@@ -32,7 +33,7 @@ def valid_metrics(cfg: ExperimentConfig) -> list[str]:
         return [*FEATURE_METRICS, "mode_coverage"]
     if cfg.model.channels == 1:
         return [*FEATURE_METRICS, "class_coverage"]
-    return list(FEATURE_METRICS)
+    return [*FEATURE_METRICS, *INCEPTION_ONLY]
 
 
 def resolve_extractor(cfg: ExperimentConfig, requested: str | None = None) -> str:
@@ -62,7 +63,7 @@ def resolve_extractor(cfg: ExperimentConfig, requested: str | None = None) -> st
     if name == "inception":
         if not cfg.eval.inception_weights:
             raise MetricsError(f"eval.extractor=inception needs eval.inception_weights: {INCEPTION_HINT}")
-        if not Path(cfg.eval.inception_weights).is_file():
+        if cfg.eval.inception_weights != "auto" and not Path(cfg.eval.inception_weights).is_file():
             raise MetricsError(f"eval.inception_weights: file not found: {cfg.eval.inception_weights}")
     return name
 
@@ -80,4 +81,11 @@ def plan_evaluation(cfg: ExperimentConfig, metrics: list[str] | tuple[str, ...])
             raise MetricsError(f"{what}; valid for this data: {applicable}")
     extractor = resolve_extractor(cfg)
     labeler = CLASSIFIER if "class_coverage" in metrics else None
+    if "inception_score" in metrics:
+        if extractor != "inception":
+            raise MetricsError(
+                f"metric 'inception_score' needs eval.extractor=inception (the resolved extractor is {extractor}); "
+                "valid: inception with eval.inception_weights=PATH or auto"
+            )
+        labeler = "inception"
     return EvaluationPlan(tuple(dict.fromkeys(metrics)), extractor, labeler, cfg.eval.inception_weights)

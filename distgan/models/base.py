@@ -35,16 +35,20 @@ class Generator(nn.Module):
     def is_conditional(self) -> bool:
         return self.num_classes > 0
 
-    @torch.no_grad()
-    def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
-        """Draw `n` samples in the model's output range; labels cycle 0..K-1 when not given."""
-        device = next(self.parameters()).device
+    def latent(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """`n` standard-normal latents (N, latent_dim) on the CPU; the same seed gives the same latents."""
         rng = torch.Generator(device="cpu")
         if seed is not None:
             rng.manual_seed(seed)
         else:
             rng.seed()
-        latent = torch.randn(n, self.latent_dim, generator=rng).to(device)
+        return torch.randn(n, self.latent_dim, generator=rng)
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
+        """Draw `n` samples in the model's output range; labels cycle 0..K-1 when not given."""
+        device = next(self.parameters()).device
+        latent = self.latent(n, seed).to(device)
         if self.is_conditional and labels is None:
             labels = torch.arange(n) % self.num_classes
         if labels is not None:

@@ -1,6 +1,7 @@
 """`python -m distgan.evaluate` on a real (2-step) training checkpoint: table, JSON, clear errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -43,6 +44,9 @@ def test_evaluate_prints_and_writes_every_requested_metric(run_dir):
     assert report["fd_mnist_classifier"] > 0 and 0 <= report["precision_mnist_classifier"] <= 1
     for key in expected:  # the printed table holds the same numbers
         assert key in result.stdout
+    # Count-named keys, and the real side cached under $DISTGAN_CACHE (tests/conftest.py) for reuse.
+    assert report["fd300_mnist_classifier"] == report["fd_mnist_classifier"]
+    assert report["reference"].startswith(os.environ["DISTGAN_CACHE"]) and os.path.isfile(report["reference"])
 
 
 def test_bad_metric_is_a_clear_error_before_anything_is_generated(run_dir, tmp_path, capsys):
@@ -53,7 +57,9 @@ def test_bad_metric_is_a_clear_error_before_anything_is_generated(run_dir, tmp_p
     assert main(["--checkpoint", checkpoint, "--metrics", "fd", "mode_coverage", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "'mode_coverage' does not apply to 1-channel images" in err
-    assert "valid for this data: ['fd', 'kid', 'precision_recall', 'class_coverage']" in err
+    assert (
+        "valid for this data: ['fd', 'kid', 'precision_recall', 'density_coverage', 'class_coverage']" in err
+    )
     assert not out.exists()
     assert main(["--checkpoint", checkpoint, "--extractor", "inception"]) == 2
     assert "eval.extractor=inception needs eval.inception_weights" in capsys.readouterr().err

@@ -95,7 +95,7 @@ def test_every_number_is_labelled_with_its_extractor(mnist, cfg):
         (
             ["fid"],
             [],
-            r"unknown metric 'fid'; valid for this data: \['fd', 'kid', 'precision_recall', 'class_coverage'\]",
+            r"unknown metric 'fid'; valid for this data: \['fd', 'kid', 'precision_recall', 'density_coverage', 'class_coverage'\]",
         ),
         (["mode_coverage"], [], "'mode_coverage' does not apply to 1-channel images"),
         (

