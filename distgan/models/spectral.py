@@ -13,17 +13,25 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 
-def apply_spectral_norm(model: nn.Module) -> nn.Module:
-    """Parametrize `model`'s weights in place; returns it."""
-    targets = [
+def _targets(model: nn.Module) -> list[nn.Module]:
+    return [
         layer
         for name, layer in model.named_modules()
         if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))
         or (isinstance(layer, nn.Embedding) and name.split(".")[-1] == "projection")
     ]
-    for layer in targets:  # collected first: parametrizing adds modules to the tree being walked
+
+
+def apply_spectral_norm(model: nn.Module) -> nn.Module:
+    """Parametrize `model`'s weights in place; returns it."""
+    for layer in _targets(model):  # collected first: parametrizing adds modules to the tree being walked
         spectral_norm(layer)
     return model
+
+
+def normalised_values(model: nn.Module) -> int:
+    """Values in the weights `apply_spectral_norm` would divide (each forward keeps a divided copy)."""
+    return sum(layer.weight.numel() for layer in _targets(model))
 
 
 def spectral_norm_targets(option: str) -> tuple[bool, bool]:
