@@ -181,7 +181,9 @@ def test_spectral_norm_option_parametrizes_the_chosen_networks(spectral_norm):
         if spectral_norm in (flag, "both"):
             # every conv / linear weight (and D's projection); class-conditional BN gains are left alone
             plain = [n for n in weights if n not in normalised]
-            assert normalised and all(n.endswith(("gain.weight", "bias.weight", "norm.weight")) for n in plain)
+            assert normalised and all(
+                n.endswith(("gain.weight", "bias.weight", "norm.weight")) for n in plain
+            )
             assert any("shortcut" in n for n in normalised) and any("conv1" in n for n in normalised)
             assert (flag == "d") == any(n.startswith("projection.") for n in normalised)
         else:
