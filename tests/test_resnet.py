@@ -198,3 +198,15 @@ def test_footprint_counts_the_resnet_it_would_build():
     # the activations at 128 px grow with the batch
     bigger = estimate(resnet_cfg(128, *conditional(5), "model.attention_res=32", "data.batch_size=128"), 1)
     assert bigger.activations > 1.9 * footprint.activations
+
+
+@pytest.mark.parametrize(
+    "resolution,attention,published",
+    [(64, 32, 20_572_842), (128, 64, 39_449_258), (256, 64, 44_446_890)],
+)
+def test_discriminator_has_biggan_pytorch_size_at_ch_64(resolution, attention, published):
+    """BigGAN-PyTorch's D at ch=64 with 1000 classes (sizes published in a port's header) has the same
+    blocks, widths and attention; its class head is a linear layer with 1000 biases, ours a bias-free
+    projection embedding. Counted on the meta device: nothing is allocated."""
+    cfg = resnet_cfg(resolution, "model.d_width=64", *conditional(1000), f"model.attention_res={attention}")
+    assert estimate(cfg, world_size=1).discriminator_params == published - 1000
