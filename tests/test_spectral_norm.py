@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from distgan.config import load_config
+from distgan.generation import load_generator
 from distgan.trainer import TrainHooks, train
 
 RESNET = [
@@ -124,3 +125,6 @@ def test_resumed_run_ends_bitwise_equal_to_the_straight_run(runs):
         x, y = (load_file(str(root / run / "checkpoints" / end)) for run in ("straight", "split"))
         assert any(k.endswith("_v") for k in x)
         assert [k for k in x if not torch.equal(x[k], y[k])] == [], name
+    # and users load the normalised EMA generator without the trainer (eval: the stored u, v)
+    images = load_generator(root / "split").sample(2, seed=0)
+    assert images.shape == (2, 1, 32, 32) and torch.isfinite(images).all()
