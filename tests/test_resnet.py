@@ -126,6 +126,22 @@ def test_attention_sits_at_the_configured_side():
     assert seen == {"g": 32, "d": 32}
 
 
+def test_penalty_double_backward_through_d_with_attention_and_projection():
+    """R1 / WGAN-GP take D's input gradient with create_graph=True: every D block must support it."""
+    cfg = resnet_cfg(32, *conditional(5), "model.attention_res=16", "model.spectral_norm=d")
+    critic = build_discriminator(cfg)
+    with torch.no_grad():
+        critic.attention["0"].gamma.fill_(0.5)  # make the attention path count
+    x = torch.randn(BATCH, 3, 32, 32, requires_grad=True)
+    (grad,) = torch.autograd.grad(critic(x, torch.tensor([1, 4])).sum(), x, create_graph=True)
+    grad.square().sum().backward()
+    attention = critic.attention["0"]
+    assert (
+        attention.gamma.grad is not None
+        and attention.query.parametrizations.weight.original.grad.abs().sum() > 0
+    )
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [

@@ -107,5 +107,7 @@ class SelfAttention(nn.Module):
         key = F.max_pool2d(self.key(x), 2).flatten(2)  # (N, C/8, HW/4)
         value = F.max_pool2d(self.value(x), 2).flatten(2)  # (N, C/2, HW/4)
         weights = torch.softmax(torch.bmm(query.transpose(1, 2), key), dim=-1)  # (N, HW, HW/4)
-        attended = torch.bmm(value, weights.transpose(1, 2)).view(n, -1, height, width)
+        # weights on the left: the large map is never transposed (its copy dominated CPU time)
+        attended = torch.bmm(weights, value.transpose(1, 2))  # (N, HW, C/2)
+        attended = attended.transpose(1, 2).reshape(n, -1, height, width)
         return x + self.gamma * self.out(attended)

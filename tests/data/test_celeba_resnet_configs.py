@@ -19,7 +19,7 @@ from distgan.trainer import train
 TINY = [
     "model.g_width=4",
     "model.d_width=4",
-    "data.batch_size=4",
+    "data.batch_size=2",
     "data.num_workers=0",
     "data.shuffle_buffer=16",
     "train.steps=2",
