@@ -84,6 +84,8 @@ def test_missing_and_invalid_files(tmp_path):
         "mnist_cgan",
         "celeba_dcgan",
         "celeba_wgan",
+        "celeba_resnet",
+        "celeba_resnet_128",
     ],
 )
 def test_shipped_configs_are_valid(config):

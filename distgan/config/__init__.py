@@ -9,6 +9,7 @@ from distgan.config.sections import (
     DCGAN_RESOLUTIONS,
     EVAL_EXTRACTORS,
     EVAL_METRICS,
+    RESNET_RESOLUTIONS,
     TOY_DATASETS,
     AdamConfig,
     CheckpointConfig,
@@ -27,6 +28,7 @@ from distgan.config.sections import (
 
 __all__ = [
     "DCGAN_RESOLUTIONS",
+    "RESNET_RESOLUTIONS",
     "EVAL_EXTRACTORS",
     "EVAL_METRICS",
     "TOY_DATASETS",

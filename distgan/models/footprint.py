@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from distgan.config import ConfigError, ExperimentConfig, override
+from distgan.models.spectral import normalised_values, spectral_norm_targets
 
 # Keys that make a run large, tried in this order when naming the culprit.
 SIZE_KEYS = ("model.g_width", "model.d_width", "model.latent_dim", "model.num_classes", "data.resolution",
@@ -54,8 +55,12 @@ def estimate(cfg: ExperimentConfig, world_size: int) -> Footprint:
     from distgan.models import build_discriminator, build_generator  # the registry imports this module
 
     batch = cfg.local_batch(world_size)
+    # Spectral norm keeps the parameter counts; on meta its init-time power iteration costs seconds
+    # (python reference kernels), so the shapes are taken without it and its one extra tensor per
+    # normalised weight and forward (the divided weight, kept for backward) is added below.
+    plain = override(cfg, ["model.spectral_norm=none"], world_size)
     with torch.device("meta"):
-        generator, discriminator = build_generator(cfg), build_discriminator(cfg)
+        generator, discriminator = build_generator(plain), build_discriminator(plain)
         latent = torch.empty(batch, cfg.model.latent_dim)
         labels = torch.zeros(batch, dtype=torch.long) if cfg.model.num_classes else None
         labels2 = torch.zeros(2 * batch, dtype=torch.long) if cfg.model.num_classes else None
@@ -71,6 +76,10 @@ def estimate(cfg: ExperimentConfig, world_size: int) -> Footprint:
     grad_shard = shard if cfg.distributed.zero_stage == 2 else 1
     per_param = 4 * (1 + 1 / grad_shard + 2 / shard)
     weights = (g_params + d_params) * per_param + (4 * g_params if cfg.train.ema_decay else 0)
+    normalise_g, normalise_d = spectral_norm_targets(cfg.model.spectral_norm)
+    d_divided = normalised_values(discriminator) if normalise_d else 0
+    d_step += d_divided
+    g_step += d_divided + (normalised_values(generator) if normalise_g else 0)
     activations = max(d_step, g_step)
     bytes_per_value = 2 if cfg.train.mixed_precision != "no" else 4
     return Footprint(g_params, d_params, activations, int(weights + activations * bytes_per_value))

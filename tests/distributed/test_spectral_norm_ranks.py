@@ -1,0 +1,91 @@
+"""Spectral norm on 2 processes (one launch of the real entry point, tests/distributed/spectral_probe.py).
+
+The power-iteration vectors u, v are buffers, updated in place by every training-mode forward of a
+normalised layer. They stay identical on every rank because each rank runs the same deterministic
+update (same weights after DDP's gradient all-reduce, same u, v, the same number of D forwards:
+D step, R1 penalty, G step) - before the loop's buffer average ever sees them; the average of
+identical vectors then changes nothing. The checkpoint stores exactly what every rank holds.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.launching import TINY_TRAIN, WORKERS, accelerate_launch, run
+
+pytestmark = pytest.mark.slow
+PROBE = str(WORKERS / "spectral_probe.py")
+STEPS, SAVED_AT = 3, 2
+RESNET = [
+    "model.arch=resnet",
+    "model.d_dropout=0",
+    "model.spectral_norm=both",
+    "model.g_width=4",
+    "model.d_width=4",
+    "data.resolution=32",
+    "objective.loss=hinge",
+    "objective.real_label=1.0",
+    "objective.r1_weight=1.0",  # the penalty's extra D forward (unwrapped module) updates u, v too
+    "train.ema_decay=0.9",
+    "train.n_critic=2",
+]
+
+
+@pytest.fixture(scope="module")
+def observed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sn_ranks")
+    run(
+        accelerate_launch(
+            2,
+            PROBE,
+            "--probe-out",
+            str(out / "probe"),
+            *TINY_TRAIN,
+            *RESNET,
+            f"train.steps={STEPS}",
+            f"checkpoint.every={SAVED_AT}",
+            f"train.out_dir={out / 'run'}",
+            "--resume",
+            "never",
+        )
+    )
+    return out, [torch.load(out / "probe" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+def differing(a: dict, b: dict) -> list[str]:
+    assert a.keys() == b.keys()
+    return [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def test_power_iteration_buffers_identical_on_both_ranks_at_every_step(observed):
+    _, (rank0, rank1) = observed
+    assert len(rank0["before"]) == len(rank1["before"]) == STEPS
+    names = list(rank0["before"][0])
+    assert any(n.startswith("d.") for n in names) and any(n.startswith("g.") for n in names)
+    for step, (b0, b1, a0, a1) in enumerate(
+        zip(rank0["before"], rank1["before"], rank0["after"], rank1["after"], strict=True), start=1
+    ):
+        assert differing(b0, b1) == [], f"step {step}: ranks differ BEFORE the buffer average"
+        assert differing(a0, a1) == [], f"step {step}: ranks differ after the buffer average"
+        assert differing(b0, a0) == [], f"step {step}: averaging identical vectors changed them"
+    # the vectors do move (a power-iteration step in every training forward): not a vacuous check
+    first, last = rank0["before"][0], rank0["before"][-1]
+    assert len(differing(first, last)) > len(first) // 2
+
+
+def test_final_weights_and_all_buffers_identical_on_both_ranks(observed):
+    _, (rank0, rank1) = observed
+    assert differing(rank0["state"], rank1["state"]) == []
+
+
+def test_checkpoint_holds_the_buffers_every_rank_had(observed):
+    out, (rank0, _) = observed
+    checkpoint = out / "run" / "checkpoints" / f"step_{SAVED_AT:07d}"
+    live = rank0["after"][SAVED_AT - 1]  # sync_buffers runs before the checkpoint of the same step
+    for file, prefix in (("discriminator.safetensors", "d."), ("state/model_1.safetensors", "d."),
+                         ("generator.safetensors", "g."), ("state/model.safetensors", "g.")):  # fmt: skip
+        saved = load_file(str(checkpoint / file))
+        mine = {k[len(prefix) :]: v for k, v in live.items() if k.startswith(prefix)}
+        assert mine and all(torch.equal(saved[k], v) for k, v in mine.items()), file
