@@ -149,3 +149,13 @@ def test_derived_values_have_one_rule():
     assert toy.sample_shape == (2,)
     with pytest.raises(ConfigError, match=r"data.batch_size: the global batch 64 must be divisible .* \(3\)"):
         cfg.local_batch(3)
+
+
+def test_a_bare_no_means_the_choice_no_not_false(tmp_path):
+    # YAML 1.1 reads `no` as false; `train.mixed_precision=no` is what users type.
+    assert load_config(None, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    path = tmp_path / "exp.yaml"
+    path.write_text("train:\n  mixed_precision: no\n")
+    assert load_config(path, []).train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="train.mixed_precision: must be"):
+        load_config(None, ["train.mixed_precision=true"])  # a true is still nothing valid

@@ -36,6 +36,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = get_origin(tp)
     if origin is Literal:
         choices = get_args(tp)
+        if value is False and "no" in choices:  # YAML 1.1 reads a bare `no` (or off) as false
+            value = "no"
         if value not in choices:
             raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
         return value
