@@ -35,6 +35,9 @@ def test_trainer_turns_the_tally_into_p():
     for mean_sign in (0.5, 0.5):  # r_t = 0.5 < 0.6: p falls by 2 steps x 50 images
         tally.add(torch.tensor(mean_sign))
     assert trainer.adapted_p(cfg, 0.3, tally, world=1) == pytest.approx(0.3 - 100 / 1000)
+    for mean_sign in (1.0, 1.0, 0.0, 1.0):  # as summed over 2 processes: 2 D steps of the global batch
+        tally.add(torch.tensor(mean_sign))
+    assert trainer.adapted_p(cfg, 0.3, tally, world=2) == pytest.approx(0.3 + 100 / 1000)
 
 
 def test_tally_state_round_trips_through_json_exactly():
