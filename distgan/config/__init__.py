@@ -10,6 +10,7 @@ from distgan.config.sections import (
     DCGAN_RESOLUTIONS,
     EVAL_EXTRACTORS,
     EVAL_METRICS,
+    RESNET_RESOLUTIONS,
     TOY_DATASETS,
     AdamConfig,
     AugmentConfig,
@@ -30,6 +31,7 @@ from distgan.config.sections import (
 __all__ = [
     "AUGMENT_OPS",
     "DCGAN_RESOLUTIONS",
+    "RESNET_RESOLUTIONS",
     "EVAL_EXTRACTORS",
     "EVAL_METRICS",
     "TOY_DATASETS",

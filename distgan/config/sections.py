@@ -31,6 +31,7 @@ def _require(condition: bool, key: str, message: str) -> None:
 
 
 DCGAN_RESOLUTIONS = (28, 32, 64)
+RESNET_RESOLUTIONS = (32, 64, 128, 256)  # distgan.models.resnet's channel tables
 TOY_DATASETS = ("ring8", "grid25")
 EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverage")  # distgan.metrics
 EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
@@ -43,7 +44,7 @@ MAX_PENALTY_WEIGHT = 1e4  # gp_weight / r1_weight: published values are 0.1-10; 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: Literal["mlp", "dcgan"] = "dcgan"  # network family
+    arch: Literal["mlp", "dcgan", "resnet"] = "dcgan"  # network family (resnet: SNGAN/BigGAN-style)
     channels: int = 1  # image channels: 1 (grayscale) or 3 (RGB); ignored for toy 2D data
     latent_dim: int = 100  # size of the generator's input noise vector
     num_classes: int = 0  # >0 makes G and D class-conditional (needs data.label_column)
@@ -53,6 +54,12 @@ class ModelConfig:
     g_norm: Literal["batch", "none"] = "batch"  # normalisation in the mlp G (toy data: none is sharper)
     d_dropout: float = 0.0  # dropout probability in D, 0 <= p < 1
     pack: int = 1  # PacGAN: D judges this many samples jointly (mlp only; 1 = off)
+    # spectral normalization (torch's parametrization) of D's, G's or both networks' conv/linear weights
+    spectral_norm: Literal["none", "d", "g", "both"] = "none"
+    # how class labels enter a conditional model: concat (mlp, dcgan) | projection (resnet: projection D
+    # and class-conditional BatchNorm in G)
+    conditioning: Literal["concat", "projection"] = "concat"
+    attention_res: int = 0  # resnet: SAGAN self-attention block at this feature-map side in px (0 = off)
 
     def validate(self, prefix: str = "model") -> None:
         _require(self.channels in (1, 3), f"{prefix}.channels", f"must be 1 or 3, got {self.channels}")
@@ -69,6 +76,41 @@ class ModelConfig:
             f"{prefix}.pack",
             f"packing (pack > 1) needs model.arch=mlp, got arch {self.arch!r}",
         )
+        self._validate_resnet_options(prefix)
+
+    def _validate_resnet_options(self, prefix: str) -> None:
+        """Combinations of arch and the resnet-only options (resolution-dependent checks: ExperimentConfig)."""
+        resnet = self.arch == "resnet"
+        if self.conditioning == "projection":
+            _require(
+                resnet,
+                f"{prefix}.conditioning",
+                f"projection needs model.arch=resnet; model.arch={self.arch} conditions by concat",
+            )
+        elif resnet and self.num_classes > 0:
+            _require(
+                False,
+                f"{prefix}.conditioning",
+                "a conditional resnet (model.num_classes > 0) conditions by projection: set "
+                "model.conditioning=projection (concat is for mlp and dcgan)",
+            )
+        _require(
+            self.attention_res == 0 or resnet,
+            f"{prefix}.attention_res",
+            f"self-attention needs model.arch=resnet, got arch {self.arch!r}; valid: 0 (off)",
+        )
+        if resnet:  # the SN-ResNet D has no normalisation layers and no dropout: refuse, never ignore
+            _require(
+                self.d_norm == "none",
+                f"{prefix}.d_norm",
+                f"model.arch=resnet has no normalisation in D (spectral norm instead); valid: none, "
+                f"got {self.d_norm!r}",
+            )
+            _require(
+                self.d_dropout == 0.0,
+                f"{prefix}.d_dropout",
+                f"model.arch=resnet has no dropout in D; valid: 0, got {self.d_dropout}",
+            )
 
 
 @dataclass(frozen=True)
@@ -341,6 +383,21 @@ class EvalConfig:
         )
 
 
+def _check_resnet_resolution(model: ModelConfig, resolution: int) -> None:
+    _require(
+        resolution in RESNET_RESOLUTIONS,
+        "data.resolution",
+        f"model.arch=resnet can make {list(RESNET_RESOLUTIONS)} px images, got {resolution}",
+    )
+    # G's blocks output 8..resolution px and D's resolution/2..4 px: attention fits where both have a block.
+    sides = [2**k for k in range(3, resolution.bit_length() - 1)]  # 8 .. resolution/2
+    _require(
+        model.attention_res == 0 or model.attention_res in sides,
+        "model.attention_res",
+        f"at data.resolution={resolution} valid: 0 (off) or one of {sides}, got {model.attention_res}",
+    )
+
+
 AUGMENT_OPS = ("xflip", "translation", "color", "cutout")  # distgan.augment
 
 
@@ -402,6 +459,8 @@ class ExperimentConfig:
                 "data.resolution",
                 f"model.arch=dcgan can make {list(DCGAN_RESOLUTIONS)} px images, got {data.resolution}",
             )
+        if model.arch == "resnet" and not data.is_toy:
+            _check_resnet_resolution(model, data.resolution)
         if data.is_toy:
             _require(
                 model.arch == "mlp",

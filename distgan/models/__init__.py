@@ -8,6 +8,8 @@ from distgan.config import ExperimentConfig
 from distgan.models.base import Generator
 from distgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from distgan.models.mlp import MLPDiscriminator, MLPGenerator
+from distgan.models.resnet import ResNetDiscriminator, ResNetGenerator
+from distgan.models.spectral import apply_spectral_norm, spectral_norm_targets
 
 __all__ = ["Generator", "build_generator", "build_discriminator"]
 
@@ -15,7 +17,7 @@ __all__ = ["Generator", "build_generator", "build_discriminator"]
 def build_generator(cfg: ExperimentConfig) -> Generator:
     m = cfg.model
     if m.arch == "mlp":
-        return MLPGenerator(
+        generator = MLPGenerator(
             m.latent_dim,
             cfg.sample_shape,
             m.num_classes,
@@ -23,13 +25,29 @@ def build_generator(cfg: ExperimentConfig) -> Generator:
             tanh_output=not cfg.data.is_toy,
             norm=m.g_norm,
         )
-    return DCGANGenerator(m.latent_dim, m.channels, cfg.data.resolution, m.num_classes, m.g_width)
+    elif m.arch == "resnet":
+        generator = ResNetGenerator(
+            m.latent_dim, m.channels, cfg.data.resolution, m.num_classes, m.g_width, m.attention_res
+        )
+    else:
+        generator = DCGANGenerator(m.latent_dim, m.channels, cfg.data.resolution, m.num_classes, m.g_width)
+    if spectral_norm_targets(m.spectral_norm)[0]:
+        apply_spectral_norm(generator)
+    return generator
 
 
 def build_discriminator(cfg: ExperimentConfig) -> nn.Module:
     m = cfg.model
     if m.arch == "mlp":
-        return MLPDiscriminator(cfg.sample_shape, m.num_classes, m.d_width, m.d_norm, m.d_dropout, m.pack)
-    return DCGANDiscriminator(
-        m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout
-    )
+        critic = MLPDiscriminator(cfg.sample_shape, m.num_classes, m.d_width, m.d_norm, m.d_dropout, m.pack)
+    elif m.arch == "resnet":
+        critic = ResNetDiscriminator(
+            m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.attention_res
+        )
+    else:
+        critic = DCGANDiscriminator(
+            m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout
+        )
+    if spectral_norm_targets(m.spectral_norm)[1]:
+        apply_spectral_norm(critic)
+    return critic
