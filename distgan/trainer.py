@@ -193,6 +193,20 @@ def adapted_p(cfg: ExperimentConfig, p: float, tally: augment.RealSignTally, wor
     return augment.adjusted_p(p, sign_sum / steps, cfg.augment.target, images, cfg.augment.speed_images)
 
 
+def r1_due(cfg: ExperimentConfig, images_seen: int) -> bool:
+    """Lazy R1: the penalty on D steps 0, N, 2N, ... of the run (N = objective.r1_every)."""
+    return (images_seen // cfg.data.batch_size) % cfg.objective.r1_every == 0
+
+
+def update_average(
+    ema: GeneratorEMA, generator, cfg: ExperimentConfig, state: TrainState, n_critic: int
+) -> None:
+    """The EMA after G step state.step; its images are GLOBAL (all processes), so an average by
+    images is the same for any world size with the same data.batch_size."""
+    step_images = n_critic * cfg.data.batch_size
+    ema.update(generator, state.step, state.images_seen - step_images, step_images)
+
+
 def build_ema(cfg: ExperimentConfig, generator) -> GeneratorEMA | None:
     train_cfg = cfg.train
     if not (train_cfg.ema_decay or train_cfg.ema_images):
@@ -326,8 +340,8 @@ def train(
             while state.critic_steps < n_critic:
                 batch = next(stream).to(device)
                 hooks.before_d_step(backend, batch)
-                r1_due = (state.images_seen // cfg.data.batch_size) % cfg.objective.r1_every == 0  # lazy R1
-                d_losses = d_step(backend, cfg, batch, augment_p=p, r1_due=r1_due)
+                r1 = r1_due(cfg, state.images_seen)
+                d_losses = d_step(backend, cfg, batch, augment_p=p, r1_due=r1)
                 if tally is not None:
                     tally.add(d_losses["augment_rt"])
                 guard.watch(d_losses)
@@ -348,8 +362,7 @@ def train(
             if tally is not None and state.step % cfg.augment.interval == 0:
                 state.augment_p = adapted_p(cfg, state.augment_p, tally, world)  # all-reduce + host sync
             if ema is not None:
-                step_images = n_critic * cfg.data.batch_size  # global: EMA by images ignores the world size
-                ema.update(backend.generator_module, state.step, state.images_seen - step_images, step_images)
+                update_average(ema, backend.generator_module, cfg, state, n_critic)
             window.add(d_losses, g_losses, images=n_critic * cfg.data.batch_size)
 
             finished = state.step == cfg.train.steps

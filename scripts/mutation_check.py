@@ -259,8 +259,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "ema-step-frozen",
         "distgan/trainer.py",
-        "ema.update(backend.generator_module, state.step, state.images_seen - step_images, step_images)",
-        "ema.update(backend.generator_module, 0, 0, 0)",
+        "ema.update(generator, state.step, state.images_seen - step_images, step_images)",
+        "ema.update(generator, 0, 0, 0)",
         "EMA always updated with the step-0 warm-up decay",
         EMA,
     ),
