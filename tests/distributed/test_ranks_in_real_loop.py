@@ -17,12 +17,13 @@ from tests.launching import TINY_TRAIN, WORKERS, accelerate_launch, cpu_env, run
 
 pytestmark = pytest.mark.slow
 PROBE = str(WORKERS / "trainer_probe.py")
-AUGMENTED = [  # p moves at every G step (interval 1, 8 local images of 160 per unit of p)
+AUGMENTED = [  # p moves by 0.1 at every G step; the local r_t (k/8) straddle the target 0.8
     "augment.policy=ada",
     "augment.ops=[xflip,translation,color,cutout]",
     "augment.interval=1",
     "augment.speed_images=160",
-    "augment.target=0.2",
+    "augment.target=0.8",
+    "augment.p_start=0.5",
     "data.mirror=true",
     "objective.r1_weight=1",
     "objective.r1_every=2",
@@ -117,4 +118,5 @@ def test_both_ranks_hold_the_same_ada_p_at_every_log_step(observed):
     logs0, logs1 = ([(step, scalars["augment_p"]) for step, scalars in r["logs"]] for r in ranks)
     assert [step for step, _ in logs0] == list(range(1, STEPS + 1))
     assert logs0 == logs1
-    assert len({p for _, p in logs0}) == STEPS, logs0  # p moved at every step
+    moves = [b - a for a, b in zip([0.5] + [p for _, p in logs0], [p for _, p in logs0], strict=False)]
+    assert all(abs(abs(m) - 0.1) < 1e-9 for m in moves), logs0  # p moved at every step
