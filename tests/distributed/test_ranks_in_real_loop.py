@@ -17,11 +17,11 @@ from tests.launching import TINY_TRAIN, WORKERS, accelerate_launch, cpu_env, run
 
 pytestmark = pytest.mark.slow
 PROBE = str(WORKERS / "trainer_probe.py")
-AUGMENTED = [  # p moves by 0.1 at every G step; the local r_t (k/8) straddle the target 0.8
+AUGMENTED = [  # p moves by 2 x 16 / 320 = 0.1 every G step (never clipped); local r_t straddle 0.8
     "augment.policy=ada",
     "augment.ops=[xflip,translation,color,cutout]",
     "augment.interval=1",
-    "augment.speed_images=160",
+    "augment.speed_images=320",
     "augment.target=0.8",
     "augment.p_start=0.5",
     "data.mirror=true",
