@@ -8,6 +8,8 @@ Distributed rules this loop keeps (issue "Distributed correctness" proves them):
 - D is frozen during the G step and run unwrapped, so neither DDP nor DeepSpeed computes or
   all-reduces D's gradients there;
 - every process draws its own latent noise (seeded by seed + rank) and its own data shard.
+- augmentation (augment.policy) is drawn per process like the noise, independently for reals and
+  fakes; ADA's p is agreed by one all-reduce every augment.interval G steps, so all ranks share it.
 Host syncs (`.item()`, the all-reduce of the stop flag) happen only where commented.
 Faults: non-finite values are flagged on the device every step and looked at only at log and
 checkpoint steps (faults.py); a signal is honoured between G steps and, in long critic phases,
