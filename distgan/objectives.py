@@ -139,8 +139,13 @@ def discriminator_losses(
     labels: torch.Tensor | None = None,
     alpha: torch.Tensor | None = None,
     loss_scale: float | torch.Tensor | None = None,
+    r1_due: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """D phase: adversarial term + regularisers. `loss` is the one tensor to backpropagate."""
+    """D phase: adversarial term + regularisers. `loss` is the one tensor to backpropagate.
+
+    Lazy R1 (StyleGAN2): with objective.r1_every = N the caller sets `r1_due` on every N-th D step
+    only, and the penalty then weighs N times as much, so its average strength is unchanged.
+    """
     d_real, d_fake = d_real.float(), d_fake.float()
     adversarial = ADVERSARIAL[objective.loss][0](d_real, d_fake, objective)
     out = {"d_adversarial": adversarial, "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
@@ -151,9 +156,9 @@ def discriminator_losses(
         )
         loss = loss + objective.gp_weight * penalty
         out["gp"], out["gp_grad_norm"] = penalty.detach(), grad_norm
-    if objective.r1_weight > 0:
+    if objective.r1_weight > 0 and r1_due:
         r1 = r1_penalty(penalty_critic, real, labels, loss_scale)
-        loss = loss + 0.5 * objective.r1_weight * r1
+        loss = loss + 0.5 * objective.r1_weight * r1 * objective.r1_every
         out["r1"] = r1.detach()
     out["loss"] = loss
     return out

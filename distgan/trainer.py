@@ -8,6 +8,8 @@ Distributed rules this loop keeps (issue "Distributed correctness" proves them):
 - D is frozen during the G step and run unwrapped, so neither DDP nor DeepSpeed computes or
   all-reduces D's gradients there;
 - every process draws its own latent noise (seeded by seed + rank) and its own data shard.
+- augmentation (augment.policy) is drawn per process like the noise, independently for reals and
+  fakes; ADA's p is agreed by one all-reduce every augment.interval G steps, so all ranks share it.
 Host syncs (`.item()`, the all-reduce of the stop flag) happen only where commented.
 Faults: non-finite values are flagged on the device every step and looked at only at log and
 checkpoint steps (faults.py); a signal is honoured between G steps and, in long critic phases,
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from distgan import metrics, objectives
+from distgan import augment, metrics, objectives
 from distgan.checkpoint import Checkpointer, TrainState
 from distgan.config import ExperimentConfig
 from distgan.data import Batch, TrainStream, build_train_stream, evaluation_data, toy_modes
@@ -33,6 +35,7 @@ from distgan.distributed import (
     build_backend,
     complete_from_launcher,
     num_machines,
+    sum_over_ranks,
 )
 from distgan.ema import GeneratorEMA
 from distgan.faults import DIVERGED_EXIT_CODE, Diverged, NonFiniteGuard, roll_back
@@ -58,12 +61,29 @@ class TrainHooks:
     before_d_step: Callable[[Backend, Batch], None] = _ignore
     before_g_step: Callable[[Backend], None] = _ignore
     after_g_step: Callable[[Backend], None] = _ignore
+    on_log: Callable[[int, dict], None] = _ignore  # every process, at log steps: (step, scalars)
 
 
-def d_step(backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None) -> dict[str, torch.Tensor]:
+def draw_augmentation(cfg: ExperimentConfig, images: torch.Tensor, p: float) -> augment.AugmentParams | None:
+    """Per-sample augmentation parameters for a batch, from this process's RNG (None: D sees it as is)."""
+    if cfg.augment.policy == "none" or p == 0.0:
+        return None
+    return augment.draw(cfg.augment, images.shape[0], images.shape[-1], p, images.device)
+
+
+def seen_by_d(images: torch.Tensor, params: augment.AugmentParams | None) -> torch.Tensor:
+    return images if params is None else augment.apply(images, params)
+
+
+def d_step(
+    backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None, *, augment_p: float = 1.0,
+    augment_params=None, r1_due: bool = True,
+) -> dict[str, torch.Tensor]:  # fmt: skip
     """One critic update on a real batch and a fresh fake batch: ONE forward, ONE backward.
 
-    `latent` and the penalty's `alpha` are drawn here unless given (equivalence tests fix them).
+    `latent`, the penalty's `alpha` and the (real, fake) `augment_params` are drawn here unless
+    given (equivalence tests fix them); real and fake get independent augmentations. The penalty
+    sees the critic through the real batch's augmentation: R1 is the gradient of D(T(x)) w.r.t. x.
     """
     real = batch.images
     labels = batch.labels if cfg.model.num_classes > 0 else None  # unconditional: ignore labels
@@ -72,38 +92,54 @@ def d_step(backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None
     with torch.no_grad():
         fake = backend.generator(latent, labels)
     fake = fake.to(real.dtype)
+    real_params, fake_params = augment_params or (
+        draw_augmentation(cfg, real, augment_p),
+        draw_augmentation(cfg, fake, augment_p),
+    )
+    critic = backend.critic_module  # input gradients only: no DDP/DeepSpeed hooks
+    penalty_critic = (
+        critic if real_params is None else (lambda x, y: critic(augment.apply(x, real_params), y))
+    )
+    seen_real, seen_fake = seen_by_d(real, real_params), seen_by_d(fake, fake_params)
     if cfg.model.d_norm == "batch":
         # BatchNorm must see pure real and pure fake batches, as D sees a pure fake batch in the
         # G step; a mixed batch lets D key on batch statistics that the G step never shows it.
-        d_real, d_fake = backend.discriminator(real, labels), backend.discriminator(fake, labels)
+        d_real, d_fake = backend.discriminator(seen_real, labels), backend.discriminator(seen_fake, labels)
     else:  # one forward for both halves: one DDP forward per backward
         both_labels = None if labels is None else torch.cat([labels, labels])
-        d_real, d_fake = backend.discriminator(torch.cat([real, fake]), both_labels).chunk(2)
+        d_real, d_fake = backend.discriminator(torch.cat([seen_real, seen_fake]), both_labels).chunk(2)
     losses = objectives.discriminator_losses(
         cfg.objective,
         d_real,
         d_fake,
-        penalty_critic=backend.critic_module,  # input gradients only: no DDP/DeepSpeed hooks
+        penalty_critic=penalty_critic,
         real=real,
         fake=fake,
         labels=labels,
         alpha=alpha,
         loss_scale=backend.loss_scale(),
+        r1_due=r1_due,
     )
+    if cfg.augment.policy == "ada":  # ADA's overfitting measure r_t on this step's (augmented) reals
+        losses["augment_rt"] = torch.sign(d_real.detach().float()).mean()
     return {**losses, **backend.update("d", losses["loss"])}
 
 
 def g_step(
-    backend, cfg: ExperimentConfig, local_batch: int, device, latent=None, labels=None
-) -> dict[str, torch.Tensor]:
-    """One generator update through a frozen, unwrapped D (no D gradients, no D all-reduce)."""
+    backend, cfg: ExperimentConfig, local_batch: int, device, latent=None, labels=None, *,
+    augment_p: float = 1.0, augment_params=None,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """One generator update through a frozen, unwrapped D (no D gradients, no D all-reduce);
+    D sees the fakes through a fresh augmentation (differentiable: G learns through it)."""
     critic = backend.critic_module
     critic.requires_grad_(False)
     if latent is None:
         latent = torch.randn(local_batch, cfg.model.latent_dim, device=device)
     if labels is None and cfg.model.num_classes > 0:
         labels = torch.randint(0, cfg.model.num_classes, (local_batch,), device=device)
-    losses = objectives.generator_losses(cfg.objective, critic(backend.generator(latent, labels), labels))
+    fake = backend.generator(latent, labels)
+    params = augment_params if augment_params is not None else draw_augmentation(cfg, fake, augment_p)
+    losses = objectives.generator_losses(cfg.objective, critic(seen_by_d(fake, params), labels))
     out = {**losses, **backend.update("g", losses["loss"])}
     critic.requires_grad_(True)
     return out
@@ -142,7 +178,42 @@ def prepare_process(cfg: ExperimentConfig, device: torch.device) -> None:
 def fresh_start(cfg: ExperimentConfig, rank: int) -> TrainState:
     """Step 0, with a different latent-noise stream on every process (same init was drawn before)."""
     torch.manual_seed(cfg.train.seed * 1000 + rank + 1)
-    return TrainState()
+    return TrainState(augment_p=cfg.augment.p_start if cfg.augment.policy == "ada" else 0.0)
+
+
+def augment_probability(cfg: ExperimentConfig, state: TrainState) -> float:
+    """The probability of each augmentation op: DiffAugment always, ADA its adaptive p."""
+    return {"none": 0.0, "diffaugment": 1.0, "ada": state.augment_p}[cfg.augment.policy]
+
+
+def adapted_p(cfg: ExperimentConfig, p: float, tally: augment.RealSignTally, world: int) -> float:
+    """ADA's new p from every process's r_t since the last adjustment. ONE all-reduce and a host
+    sync, every augment.interval G steps; every rank gets the same sums, so the same p."""
+    sign_sum, steps = sum_over_ranks(tally.totals.clone()).tolist()
+    tally.reset()
+    images = round(steps / world) * cfg.data.batch_size  # D steps of one process x the global batch
+    return augment.adjusted_p(p, sign_sum / steps, cfg.augment.target, images, cfg.augment.speed_images)
+
+
+def r1_due(cfg: ExperimentConfig, images_seen: int) -> bool:
+    """Lazy R1: the penalty on D steps 0, N, 2N, ... of the run (N = objective.r1_every)."""
+    return (images_seen // cfg.data.batch_size) % cfg.objective.r1_every == 0
+
+
+def update_average(
+    ema: GeneratorEMA, generator, cfg: ExperimentConfig, state: TrainState, n_critic: int
+) -> None:
+    """The EMA after G step state.step; its images are GLOBAL (all processes), so an average by
+    images is the same for any world size with the same data.batch_size."""
+    step_images = n_critic * cfg.data.batch_size
+    ema.update(generator, state.step, state.images_seen - step_images, step_images)
+
+
+def build_ema(cfg: ExperimentConfig, generator) -> GeneratorEMA | None:
+    train_cfg = cfg.train
+    if not (train_cfg.ema_decay or train_cfg.ema_images):
+        return None
+    return GeneratorEMA(generator, train_cfg.ema_decay, train_cfg.ema_images, train_cfg.ema_rampup)
 
 
 def evaluate_now(backend: Backend, ema, cfg: ExperimentConfig, reference, accelerator) -> dict:
@@ -237,12 +308,22 @@ def train(
     torch.manual_seed(cfg.train.seed)
     backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
     hooks.on_backend(backend)
-    ema = GeneratorEMA(backend.generator_module, cfg.train.ema_decay) if cfg.train.ema_decay else None
+    ema = build_ema(cfg, backend.generator_module)
+    tally = augment.RealSignTally(device) if cfg.augment.policy == "ada" else None  # ADA's r_t sums
     if verbose:
         accelerator.print(describe_models(backend))
 
     # Resume, or start fresh with a different noise stream on every process.
-    checkpointer = Checkpointer(out_dir, accelerator, backend, cfg, ema, stream, num_machines(world))
+    checkpointer = Checkpointer(
+        out_dir,
+        accelerator,
+        backend,
+        cfg,
+        ema,
+        stream,
+        num_machines(world),
+        {"augment": tally} if tally else None,
+    )
     state = checkpointer.restore(resume_from) if resume_from else fresh_start(cfg, rank)  # RNG too
     backend.set_learning_rates(cfg.optim.learning_rates(state.lr_scale))
     if accelerator.is_main_process:
@@ -261,10 +342,14 @@ def train(
                 factor = cfg.optim.lr_factor(state.step, cfg.train.steps) * state.lr_scale
                 backend.set_learning_rates(cfg.optim.learning_rates(factor))
             n_critic = cfg.train.n_critic_at(state.step)
+            p = augment_probability(cfg, state)
             while state.critic_steps < n_critic:
                 batch = next(stream).to(device)
                 hooks.before_d_step(backend, batch)
-                d_losses = d_step(backend, cfg, batch)
+                r1 = r1_due(cfg, state.images_seen)
+                d_losses = d_step(backend, cfg, batch, augment_p=p, r1_due=r1)
+                if tally is not None:
+                    tally.add(d_losses["augment_rt"])
                 guard.watch(d_losses)
                 state.images_seen += cfg.data.batch_size
                 state.critic_steps += 1
@@ -275,13 +360,15 @@ def train(
                 exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, False, diverged)
                 break
             hooks.before_g_step(backend)
-            g_losses = g_step(backend, cfg, local_batch, device)
+            g_losses = g_step(backend, cfg, local_batch, device, augment_p=p)
             hooks.after_g_step(backend)
             guard.watch(g_losses)
             backend.sync_buffers()  # BatchNorm running stats: one all-reduce so every rank holds the same
             state.step, state.critic_steps = state.step + 1, 0
+            if tally is not None and state.step % cfg.augment.interval == 0:
+                state.augment_p = adapted_p(cfg, state.augment_p, tally, world)  # all-reduce + host sync
             if ema is not None:
-                ema.update(backend.generator_module, state.step)
+                update_average(ema, backend.generator_module, cfg, state, n_critic)
             window.add(d_losses, g_losses, images=n_critic * cfg.data.batch_size)
             tracker.advance(state.step)  # the progress bar on a terminal; nothing otherwise
 
@@ -297,6 +384,9 @@ def train(
             if due(state.step, cfg.log.every, finished):
                 scalars = window.scalars(steps_left=cfg.train.steps - state.step)  # log-step host sync
                 scalars.update(images_seen=state.images_seen, **backend.learning_rates())
+                if cfg.augment.policy == "ada":
+                    scalars["augment_p"] = state.augment_p
+                hooks.on_log(state.step, scalars)
                 tracker.log(state.step, {**scalars, **{f"data_{k}": v for k, v in stream.stats.items()}})
             if accelerator.is_main_process and due(state.step, cfg.log.sample_every, finished):
                 grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)

@@ -128,8 +128,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "ema-decay-reversed",
         "distgan/ema.py",
-        "torch._foreach_lerp_(ema_params, params, 1.0 - self.decay_at(step))",
-        "torch._foreach_lerp_(ema_params, params, self.decay_at(step))",
+        "torch._foreach_lerp_(ema_params, params, 1.0 - beta)",
+        "torch._foreach_lerp_(ema_params, params, beta)",
         "EMA decay applied the wrong way round",
         EMA,
     ),
@@ -259,8 +259,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "ema-step-frozen",
         "distgan/trainer.py",
-        "ema.update(backend.generator_module, state.step)",
-        "ema.update(backend.generator_module, 0)",
+        "ema.update(generator, state.step, state.images_seen - step_images, step_images)",
+        "ema.update(generator, 0, 0, 0)",
         "EMA always updated with the step-0 warm-up decay",
         EMA,
     ),

@@ -113,7 +113,9 @@ def test_the_circle_finder_finds_a_planted_circle():
     assert find_cycle(graph) is not None
 
 
-@pytest.mark.parametrize("layer", ["distgan.models", "distgan.objectives", "distgan.metrics"])
+@pytest.mark.parametrize(
+    "layer", ["distgan.models", "distgan.objectives", "distgan.metrics", "distgan.augment"]
+)
 def test_pure_layers_import_neither_frameworks_nor_the_data_stack(layer):
     graph = import_graph()
     ours = reachable(graph, layer)
@@ -144,7 +146,7 @@ CONCERNS = [
     "ema",
     "grids",
 ]
-CONCERNS += ["host_memory"]
+CONCERNS += ["host_memory", "augment"]
 ASSEMBLY_AND_ENTRIES = [
     "trainer",
     "faults",

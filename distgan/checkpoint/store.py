@@ -73,6 +73,7 @@ class TrainState:
     critic_steps: int = 0  # D steps already done of the unfinished iteration (a stop mid-D-loop)
     lr_scale: float = 1.0  # product of the rollback factors applied to both learning rates so far
     rollbacks: int = 0  # automatic rollbacks after non-finite values
+    augment_p: float = 0.0  # ADA's augmentation probability (the same on every process; JSON-exact)
 
     def to_meta(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,12 +91,24 @@ class Checkpointer:
     position, meta.json and the resolved config.
     """
 
-    def __init__(self, run_dir, accelerator, backend, cfg: ExperimentConfig, ema, stream, machines: int = 1):
+    def __init__(
+        self,
+        run_dir,
+        accelerator,
+        backend,
+        cfg: ExperimentConfig,
+        ema,
+        stream,
+        machines: int = 1,
+        rank_parts=None,
+    ):
         self.root = Path(run_dir) / "checkpoints"
         self.accelerator = accelerator  # ranks and barriers
         self.backend = backend  # writes/reads optimizer, scaler and RNG state in its own format
         self.cfg, self.ema, self.stream, self.machines = cfg, ema, stream, machines
         self.keep_last = cfg.checkpoint.keep_last
+        # {name: object with state_dict()/load_state_dict()}: more per-process state (ADA's tally)
+        self.rank_parts = dict(rank_parts or {})
 
     def save(self, state: TrainState) -> Path:
         """Collective: every process must call it. Returns the final checkpoint directory."""
@@ -114,12 +127,17 @@ class Checkpointer:
             "versions": torch_versions(),
         }
         config_yaml = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
-        return self._write(state.step, weights, meta, {"data": self.stream.state_dict()}, config_yaml)
+        rank_state = {"data": self.stream.state_dict()}
+        rank_state.update({name: part.state_dict() for name, part in self.rank_parts.items()})
+        return self._write(state.step, weights, meta, rank_state, config_yaml)
 
     def restore(self, checkpoint_dir: Path) -> TrainState:
         """Restore every rank's backend state, RNG, EMA and data position; return the counters."""
         meta, rank_state = self._read(checkpoint_dir)
         self.stream.load_state_dict(rank_state["data"])
+        for name, part in self.rank_parts.items():
+            if name in rank_state:  # absent in checkpoints written without it: the part starts afresh
+                part.load_state_dict(rank_state[name])
         if self.ema is not None:
             load_weights(self.ema.model, checkpoint_dir / f"{EMA_WEIGHTS}.safetensors")
         self.accelerator.print(f"resumed from {checkpoint_dir} at step {meta['step']}")

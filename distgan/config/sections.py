@@ -135,6 +135,7 @@ class DataConfig:
     shuffle_buffer: int = 1000  # examples in the streaming shuffle buffer (0 = no shuffle)
     on_bad_example: Literal["error", "skip"] = "error"  # corrupt/invalid rows: stop or skip+count
     toy_samples: int = 100_000  # examples in one epoch of a toy 2D dataset
+    mirror: bool = False  # random horizontal flip per example, decided by (seed, rank, epoch, index)
 
     def validate(self, prefix: str = "data") -> None:
         _require(self.batch_size >= 1, f"{prefix}.batch_size", f"must be >= 1, got {self.batch_size}")
@@ -145,6 +146,11 @@ class DataConfig:
             self.shuffle_buffer >= 0, f"{prefix}.shuffle_buffer", f"must be >= 0, got {self.shuffle_buffer}"
         )
         _require(self.toy_samples >= 1, f"{prefix}.toy_samples", f"must be >= 1, got {self.toy_samples}")
+        _require(
+            not (self.mirror and self.source == "toy"),
+            f"{prefix}.mirror",
+            "flips images; toy 2D data (data.source=toy) has none: set data.mirror=false",
+        )
         if self.source == "toy":
             _require(
                 self.path in TOY_DATASETS,
@@ -165,6 +171,7 @@ class ObjectiveConfig:
     gp_weight: float = 10.0  # lambda of the gradient penalty (wgan-gp only)
     r1_weight: float = 0.0  # gamma of the R1 penalty on real data (0 = off)
     real_label: float = 1.0  # BCE target for real images; 0.9 = one-sided label smoothing
+    r1_every: int = 1  # lazy R1: the penalty on every N-th D step only, weighted r1_weight * N (StyleGAN2)
 
     def validate(self, prefix: str = "objective") -> None:
         for name in ("gp_weight", "r1_weight"):
@@ -178,6 +185,11 @@ class ObjectiveConfig:
             0.5 < self.real_label <= 1.0,
             f"{prefix}.real_label",
             f"must be in (0.5, 1], got {self.real_label}",
+        )
+        _require(
+            1 <= self.r1_every <= MAX_N_CRITIC,
+            f"{prefix}.r1_every",
+            f"must be in [1, {MAX_N_CRITIC}] (D steps between R1 penalties; 1 = every step), got {self.r1_every}",
         )
 
 
@@ -244,6 +256,9 @@ class TrainConfig:
     on_nonfinite: Literal["stop", "rollback"] = "rollback"  # NaN/inf loss or weights: exit 3, or roll back
     rollback_lr_factor: float = 0.5  # both learning rates are multiplied by this at each rollback, in (0, 1]
     max_rollbacks: int = 3  # give up (exit 3) after this many rollbacks in one run
+    # generator EMA half-life in real images seen (all processes), 0 = off; excludes ema_decay
+    ema_images: float = 0.0
+    ema_rampup: float = 0.05  # with ema_images: half-life <= this x images seen so far (StyleGAN2), 0 = off
 
     def validate(self, prefix: str = "train") -> None:
         _require(self.steps >= 1, f"{prefix}.steps", f"must be >= 1, got {self.steps}")
@@ -275,6 +290,14 @@ class TrainConfig:
         _require(
             self.max_rollbacks >= 0, f"{prefix}.max_rollbacks", f"must be >= 0, got {self.max_rollbacks}"
         )
+        _require(self.ema_images >= 0, f"{prefix}.ema_images", f"must be >= 0, got {self.ema_images}")
+        _require(
+            not (self.ema_images and self.ema_decay),
+            f"{prefix}.ema_images",
+            f"set only one of train.ema_decay (per G step, got {self.ema_decay}) and train.ema_images "
+            f"(half-life in images, got {self.ema_images}); set the other to 0",
+        )
+        _require(self.ema_rampup >= 0, f"{prefix}.ema_rampup", f"must be >= 0, got {self.ema_rampup}")
 
     def n_critic_at(self, g_step: int) -> int:
         """D steps to run before generator step `g_step` (0-based)."""
@@ -404,6 +427,43 @@ def _check_resnet_resolution(model: ModelConfig, resolution: int) -> None:
     )
 
 
+AUGMENT_OPS = ("xflip", "translation", "color", "cutout")  # distgan.augment
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    # what D sees: none | diffaugment (every op on every image) | ada (each op with probability p)
+    policy: Literal["none", "diffaugment", "ada"] = "none"
+    ops: list[str] = field(default_factory=lambda: ["translation", "color", "cutout"])  # of AUGMENT_OPS
+    translation: float = 0.125  # largest shift as a fraction of the image side (DiffAugment: 1/8)
+    cutout: float = 0.5  # side of the cut-out square as a fraction of the image side (DiffAugment: 1/2)
+    target: float = 0.6  # ada: the r_t = E[sign(D(real))] that p is steered towards, in (0, 1)
+    interval: int = 4  # ada: G steps between adjustments of p (each one all-reduce)
+    speed_images: int = 500_000  # ada: real images over which p can move from 0 to 1
+    p_start: float = 0.0  # ada: p at step 0, in [0, 1]
+
+    def validate(self, prefix: str = "augment") -> None:
+        for i, name in enumerate(self.ops):
+            _require(
+                name in AUGMENT_OPS, f"{prefix}.ops[{i}]", f"unknown op {name!r}; valid: {list(AUGMENT_OPS)}"
+            )
+        _require(
+            self.policy == "none" or bool(self.ops),
+            f"{prefix}.ops",
+            f"augment.policy={self.policy} needs at least one op; valid: {list(AUGMENT_OPS)}",
+        )
+        _require(
+            0 <= self.translation <= 0.5,
+            f"{prefix}.translation",
+            f"must be in [0, 0.5], got {self.translation}",
+        )
+        _require(0 < self.cutout <= 1, f"{prefix}.cutout", f"must be in (0, 1], got {self.cutout}")
+        _require(0 < self.target < 1, f"{prefix}.target", f"must be in (0, 1), got {self.target}")
+        _require(self.interval >= 1, f"{prefix}.interval", f"must be >= 1, got {self.interval}")
+        _require(self.speed_images >= 1, f"{prefix}.speed_images", f"must be >= 1, got {self.speed_images}")
+        _require(0 <= self.p_start <= 1, f"{prefix}.p_start", f"must be in [0, 1], got {self.p_start}")
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -415,6 +475,7 @@ class ExperimentConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def validate(self, world_size: int = 1) -> ExperimentConfig:
         """Check every section, then the rules that span sections."""
@@ -448,6 +509,11 @@ class ExperimentConfig:
                 "data.label_column",
                 "a conditional model (model.num_classes > 0) needs data.label_column",
             )
+        _require(
+            self.augment.policy == "none" or not data.is_toy,
+            "augment.policy",
+            f"augments images; toy 2D data (data.source=toy) has none: use 'none', got {self.augment.policy!r}",
+        )
         local = self.local_batch(world_size)
         _require(
             local % model.pack == 0,

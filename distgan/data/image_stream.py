@@ -4,7 +4,8 @@ Pipeline (main process): open the source (sources.py) -> `split_dataset_by_node(
 world_size)` -> seeded `shuffle` (buffer, shard order) -> `set_epoch(e)` per epoch,
 forever. Rows are tagged (epoch, index in this process's stream) and cut into chunks
 of one local batch; a torch DataLoader decodes the chunks (transforms.py) in
-`data.num_workers` workers, in order, with pinned memory when CUDA is present.
+`data.num_workers` workers, in order, with pinned memory when CUDA is present;
+data.mirror flips an example by a hash of its tag and the seed (resume-exact).
 The DataLoader is ours alone: it must never go through `accelerator.prepare`,
 which would shard the data a second time (FACTS.md).
 
@@ -17,6 +18,7 @@ This module does not know about models, optimizers or accelerate.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator
 
@@ -27,7 +29,7 @@ from distgan.config import ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
 from distgan.data.sources import Source, locate_row, open_source, read_rows
-from distgan.data.transforms import ChunkDecoder, ImageSpec, RawRow, keep_chunk
+from distgan.data.transforms import ChunkDecoder, ImageSpec, RawRow, keep_chunk, mirror_key
 
 
 def bad_example_message(source: Source, bad: dict, where: str) -> str:
@@ -69,6 +71,8 @@ class ImageStream:
         self.spec = ImageSpec.from_config(
             cfg, self.source.image_column, self.source.label_column, self.source.prepared is not None
         )
+        if data.mirror:  # x-flip decided per example by (seed, rank, epoch, index): resume-exact
+            self.spec = dataclasses.replace(self.spec, mirror_key=mirror_key(cfg.train.seed, rank))
         shards = self.source.num_shards
         self.split_mode = "shards" if shards % world_size == 0 else "examples"
         if self.split_mode == "examples" and rank == 0:

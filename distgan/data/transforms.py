@@ -1,4 +1,4 @@
-"""Turn raw rows into training tensors: decode, L/RGB, center crop, resize, scale to [-1, 1].
+"""Turn raw rows into training tensors: decode, L/RGB, center crop, resize, x-flip, scale to [-1, 1].
 
 `ChunkDecoder` is the map-style "dataset" handed to torch's DataLoader: its
 "index" is a chunk of raw rows, so decoding runs in the DataLoader workers
@@ -37,6 +37,7 @@ class ImageSpec:
     image_column: str
     label_column: str | None
     prepared: bool  # rows hold raw uint8 HWC bytes at the target size (distgan.data.prepare)
+    mirror_key: int | None = None  # data.mirror: the stream's key for `mirrored` (None = never flip)
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, image_column: str, label_column: str | None, prepared: bool):
@@ -50,6 +51,28 @@ class ImageSpec:
             label_column=label_column,
             prepared=prepared,
         )
+
+
+MASK64 = (1 << 64) - 1
+
+
+def _mix64(z: int) -> int:
+    """splitmix64's finaliser: a well-spread 64-bit hash of a 64-bit integer."""
+    z = (z + 0x9E3779B97F4A7C15) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def mirror_key(seed: int, rank: int) -> int:
+    """The flip key of one process's stream (train.seed, rank)."""
+    return _mix64(_mix64(seed) ^ rank)
+
+
+def mirrored(key: int, epoch: int, index: int) -> bool:
+    """Is example `index` of `epoch` of this stream flipped? A hash, not a random generator: the
+    same answer whichever worker decodes it, whatever came before, and after a resume."""
+    return bool(_mix64(_mix64(key ^ epoch) ^ index) & 1)
 
 
 class BadExample(Exception):
@@ -158,7 +181,10 @@ def decode_rows(rows: list[RawRow], spec: ImageSpec, scale: bool = True) -> dict
     for epoch, index, image_value, label_value in rows:
         try:
             label = label_to_int(label_value, spec) if spec.label_column else 0
-            pixels.append(image_to_uint8(image_value, spec))
+            image = image_to_uint8(image_value, spec)
+            if spec.mirror_key is not None and mirrored(spec.mirror_key, epoch, index):
+                image = image[:, ::-1]  # (H, W, C): left-right
+            pixels.append(image)
         except BadExample as err:
             path = image_value.get("path") if isinstance(image_value, dict) else None
             # The raw image goes back so the main process can name the file/row it came from.

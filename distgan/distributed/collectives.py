@@ -1,4 +1,4 @@
-"""Collectives the backends share: averaging floating-point buffers over all processes."""
+"""Collectives the backends and the trainer share: averaging buffers, summing a small tensor."""
 
 from __future__ import annotations
 
@@ -27,3 +27,12 @@ def average_buffers(modules: list[torch.nn.Module]) -> None:
     for b in buffers:
         b.copy_(flat[offset : offset + b.numel()].view_as(b))
         offset += b.numel()
+
+
+@torch.no_grad()
+def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """`values` summed over all processes, in place (ONE all-reduce; unchanged when alone)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(values)
+    return values

@@ -13,7 +13,11 @@ With world size 1 this is the reference; with N processes (or nodes) the weights
     accelerate launch --multi_gpu --num_processes 2 tests/distributed/equivalence_worker.py \
         --sync-batchnorm --out DIR wgan-gp/ddp
 
-A case is OBJECTIVE/BACKEND[/PLANT]: BACKEND is ddp, zero1 or zero2; PLANT=split_backward plants
+A case is OBJECTIVE/BACKEND[/PLANT]: BACKEND is ddp, zero1 or zero2; OBJECTIVE is wgan-gp,
+nonsaturating, or sngan: the SN-ResNet (32 px, spectral norm on D) with hinge loss, DiffAugment
+(fixed per-sample parameters of the global batch, sliced by rank), lazy R1 (every 2nd D step, so
+the iteration has one D step with and one without it) and the EMA by images (dumped as ema.*,
+updated as the trainer does with the GLOBAL images). PLANT=split_backward plants
 FACTS.md's silent failure `w.backward(retain_graph=True); gp.backward()` (the penalty's gradients
 are then never all-reduced) so the test can show that it is caught.
 Writes DIR/<case with / -> __>.rank<R>.safetensors: g.* and d.* parameters and buffers after the
@@ -29,7 +33,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from distgan import trainer
+from distgan import augment, trainer
+from distgan.checkpoint import TrainState
 from distgan.config import load_config
 from distgan.data import Batch
 from distgan.distributed import build_accelerator, build_backend
@@ -41,8 +46,28 @@ LATENT_DIM = 16
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
+SNGAN = [  # SN-ResNet + hinge + DiffAugment + lazy R1 + EMA by images
+    "model.arch=resnet",
+    "data.resolution=32",
+    "model.spectral_norm=d",
+    "model.g_width=4",
+    "model.d_width=4",
+    "objective.r1_weight=1",
+    "objective.r1_every=2",
+    "augment.policy=diffaugment",
+    "augment.ops=[xflip,translation,color,cutout]",
+    "train.ema_decay=0",
+    "train.ema_images=8",
+    "train.ema_rampup=0",
+    "optim.d.lr=5e-3",  # one Adam step moves these orthogonal-init weights by ~1e-2, 1000x the tolerance
+    "optim.g.lr=5e-3",
+]
+
+
 def case_config(case: str, world_size: int, sync_batchnorm: bool = False):
     objective, backend, *_ = case.split("/")
+    sngan = objective == "sngan"
+    objective = "hinge" if sngan else objective
     overrides = [
         "model.arch=dcgan",
         f"model.latent_dim={LATENT_DIM}",
@@ -58,6 +83,7 @@ def case_config(case: str, world_size: int, sync_batchnorm: bool = False):
         "optim.g.lr=1e-3",
         f"distributed.backend={'ddp' if backend == 'ddp' else 'deepspeed'}",
         f"distributed.sync_batchnorm={str(sync_batchnorm).lower()}",
+        *(SNGAN if sngan else []),
     ]
     if backend.startswith("zero"):  # the shipped JSON files, so they are proven to work too
         stage = backend[-1]
@@ -112,28 +138,52 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
             module.eval()
     name = case.replace("/", "__")
     if rank == 0:  # the weights before the iteration: the test checks that it changed them
-        save_file(weights(generator, discriminator), str(out_dir / f"{name}.init.safetensors"))
+        init = weights(generator, discriminator)
+        init.update(
+            {f"ema.{k[2:]}": v.clone() for k, v in init.items() if k.startswith("g.")}
+        )  # EMA starts at G
+        save_file(init, str(out_dir / f"{name}.init.safetensors"))
     backend = build_backend(accelerator, cfg, generator, discriminator)
     if len(case.split("/")) == 3:
         plant(backend, accelerator, case.split("/")[2])
 
+    ema = trainer.build_ema(cfg, backend.generator_module)
+
     # The fixed GLOBAL inputs, identical on every process; each takes its rows.
     rng = torch.Generator().manual_seed(1234)
     shape = (cfg.data.batch_size, cfg.model.channels, cfg.data.resolution, cfg.data.resolution)
-    for _ in range(cfg.train.n_critic):
+
+    def augmentation():  # this process's rows of one augmentation of the global batch (or none)
+        if cfg.augment.policy == "none":
+            return None
+        params = augment.draw(cfg.augment, cfg.data.batch_size, cfg.data.resolution, 1.0, "cpu", rng)
+        return params.select(rows).to(device)
+
+    for d_index in range(cfg.train.n_critic):
         real = torch.rand(shape, generator=rng) * 2 - 1
         latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
         alpha = torch.rand(cfg.data.batch_size, generator=rng)
         batch = Batch(real[rows].to(device), None)
-        trainer.d_step(backend, cfg, batch, latent=latent[rows].to(device), alpha=alpha[rows].to(device))
+        trainer.d_step(
+            backend, cfg, batch, latent=latent[rows].to(device), alpha=alpha[rows].to(device),
+            augment_params=(augmentation(), augmentation()),
+            r1_due=trainer.r1_due(cfg, d_index * cfg.data.batch_size),
+        )  # fmt: skip
     latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
-    trainer.g_step(backend, cfg, local, device, latent=latent[rows].to(device))
+    trainer.g_step(backend, cfg, local, device, latent=latent[rows].to(device), augment_params=augmentation())
     backend.sync_buffers()
+    if ema is not None:
+        state = TrainState(step=1, images_seen=cfg.train.n_critic * cfg.data.batch_size)
+        trainer.update_average(ema, backend.generator_module, cfg, state, cfg.train.n_critic)
     trainer.objectives.discriminator_losses = original_losses
 
     # Which network namespace ("node") this rank ran in: the 2-node test checks the placement.
     where = {"rank": str(rank), "world_size": str(world), "netns": str(os.stat("/proc/self/ns/net").st_ino)}
     tensors = weights(backend.generator_module, backend.critic_module)
+    if ema is not None:
+        tensors.update(
+            {f"ema.{k}": v.detach().float().cpu().clone() for k, v in ema.model.state_dict().items()}
+        )
     save_file(tensors, str(out_dir / f"{name}.rank{rank}.safetensors"), metadata=where)
 
 

@@ -1,5 +1,7 @@
 """Gradient equivalence: one iteration on a fixed global batch gives the same weights on 1 process,
 2 processes, 2 nodes x 2 processes (DDP), and 2 processes under DeepSpeed ZeRO-1 and ZeRO-2.
+The `sngan` case (SN-ResNet + hinge + DiffAugment + lazy R1 + EMA by images) runs on 1 process,
+2 processes (DDP) and ZeRO-2, in the same launches; its EMA is compared too.
 
 Each launch runs tests/distributed/equivalence_worker.py, which feeds the same global real batch,
 latents and penalty alphas (sliced by rank) through distgan's own d_step/g_step and backend.
@@ -41,9 +43,9 @@ def results(tmp_path_factory):
     root = tmp_path_factory.mktemp("equivalence")
     cache = {}
     plans = {
-        "1": (1, [f"{o}/ddp" for o in OBJECTIVES]),
-        "ddp2": (2, [f"{o}/ddp" for o in OBJECTIVES] + ["wgan-gp/ddp/split_backward"]),
-        "zero2proc": (2, [f"{o}/zero{s}" for o in OBJECTIVES for s in (1, 2)]),
+        "1": (1, [f"{o}/ddp" for o in OBJECTIVES] + ["sngan/ddp"]),
+        "ddp2": (2, [f"{o}/ddp" for o in OBJECTIVES] + ["wgan-gp/ddp/split_backward", "sngan/ddp"]),
+        "zero2proc": (2, [f"{o}/zero{s}" for o in OBJECTIVES for s in (1, 2)] + ["sngan/zero2"]),
     }
 
     def get(world):
@@ -74,13 +76,13 @@ def relative_error(reference, other, network):
     return float(diff.norm() / norm.norm())
 
 
-def assert_equivalent(reference_dir, directory, case, reference_case, world_size):
+def assert_equivalent(reference_dir, directory, case, reference_case, world_size, networks=("g", "d")):
     ((_, reference),) = ranks_of(reference_dir, reference_case)
     init = load_file(str(reference_dir / f"{reference_case.replace('/', '__')}.init.safetensors"))
     ranks = ranks_of(directory, case)
     assert [int(meta["rank"]) for meta, _ in ranks] == list(range(world_size))
     assert all(int(meta["world_size"]) == world_size for meta, _ in ranks)
-    for network in ("g", "d"):
+    for network in networks:
         # the iteration really moved the weights, far more than the tolerance
         assert relative_error(init, reference, network) > 1000 * TOLERANCE
         for meta, weights in ranks:
@@ -102,6 +104,12 @@ def test_two_processes_match_one(results, objective):
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_deepspeed_two_processes_match_one(results, objective, stage):
     assert_equivalent(results("1"), results("zero2proc"), f"{objective}/zero{stage}", f"{objective}/ddp", 2)
+
+
+@pytest.mark.parametrize("world", ["ddp2", "zero2proc"])
+def test_sn_resnet_hinge_diffaugment_lazy_r1_and_ema_match_one_process(results, world):
+    case = "sngan/ddp" if world == "ddp2" else "sngan/zero2"
+    assert_equivalent(results("1"), results(world), case, "sngan/ddp", 2, networks=("g", "d", "ema"))
 
 
 def test_planted_split_backward_is_detected(results):

@@ -4,6 +4,8 @@
 - ranks draw different latent vectors and see different real examples in the same step;
 - during the G step no gradient reaches D, and under DDP D's gradients are not all-reduced.
 The same run under DeepSpeed ZeRO-2 (engines never broadcast buffers: the loop's sync must).
+Both runs train with ADA, x-flip, lazy R1 and the EMA by images, and ADA's p must be the same on
+both ranks at every log step (r_t is averaged over the ranks by one all-reduce).
 """
 
 from __future__ import annotations
@@ -15,7 +17,23 @@ from tests.launching import TINY_TRAIN, WORKERS, accelerate_launch, cpu_env, run
 
 pytestmark = pytest.mark.slow
 PROBE = str(WORKERS / "trainer_probe.py")
-BACKENDS = {"ddp": [], "zero2": ["distributed.backend=deepspeed", "distributed.zero_stage=2"]}
+AUGMENTED = [  # p moves by 2 x 16 / 320 = 0.1 every G step (never clipped); local r_t straddle 0.8
+    "augment.policy=ada",
+    "augment.ops=[xflip,translation,color,cutout]",
+    "augment.interval=1",
+    "augment.speed_images=320",
+    "augment.target=0.8",
+    "augment.p_start=0.5",
+    "data.mirror=true",
+    "objective.r1_weight=1",
+    "objective.r1_every=2",
+    "train.ema_decay=0",
+    "train.ema_images=64",
+]
+BACKENDS = {
+    "ddp": AUGMENTED,
+    "zero2": ["distributed.backend=deepspeed", "distributed.zero_stage=2", *AUGMENTED],
+}
 STEPS, N_CRITIC = 3, 2
 
 
@@ -93,3 +111,12 @@ def test_buffer_test_detects_unsynced_batchnorm(tmp_path):
     rank0, rank1 = probe(tmp_path, [], env=cpu_env(PROBE_PLANT_NO_BUFFER_SYNC="1"))
     different = [k for k in rank0["state"] if not torch.equal(rank0["state"][k], rank1["state"][k])]
     assert different and all("running_" in k for k in different)
+
+
+def test_both_ranks_hold_the_same_ada_p_at_every_log_step(observed):
+    _, ranks = observed
+    logs0, logs1 = ([(step, scalars["augment_p"]) for step, scalars in r["logs"]] for r in ranks)
+    assert [step for step, _ in logs0] == list(range(1, STEPS + 1))
+    assert logs0 == logs1
+    moves = [b - a for a, b in zip([0.5] + [p for _, p in logs0], [p for _, p in logs0], strict=False)]
+    assert all(abs(abs(m) - 0.1) < 1e-9 for m in moves), logs0  # p moved at every step

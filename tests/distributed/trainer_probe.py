@@ -11,6 +11,7 @@ DIR/rank<R>.pt with:
   comm_calls[model][phase]   DDP communication-hook invocations (all-reduces of gradient buckets)
   grad_hooks[model][phase]   gradients accumulated into the model's parameters
   d_grad_unchanged       per G step: D's .grad tensors identical before and after it
+  logs                   (step, scalars) of every log step, as this rank computed them
   state                  final g.* and d.* parameters and buffers
 """
 
@@ -33,6 +34,7 @@ record: dict = {
     "comm_calls": {"g": defaultdict(int), "d": defaultdict(int)},
     "grad_hooks": {"g": defaultdict(int), "d": defaultdict(int)},
     "d_grad_unchanged": [],
+    "logs": [],
 }
 phase = {"now": "setup"}
 captured = {}
@@ -95,6 +97,7 @@ def main() -> int:
         before_d_step=before_d_step,
         before_g_step=before_g_step,
         after_g_step=after_g_step,
+        on_log=lambda step, scalars: record["logs"].append((step, dict(scalars))),
     )
     code = train_cli.main(argv, hooks=hooks)
     backend = captured["backend"]

@@ -1,0 +1,94 @@
+"""What augmentation and lazy R1 cost per training iteration (one D step + one G step), on this CPU.
+
+    python benchmarks/augment_cost.py --out benchmarks/results/cpu2_augment_cost.json
+    python benchmarks/augment_cost.py --config configs/celeba_dcgan.yaml data.batch_size=16 --out ...
+
+One process, one torch thread, the real `trainer.d_step` / `trainer.g_step` on the real backend
+(accelerate, one process) and a fixed random batch. Variants share one G and D and are alternated
+block by block (`--repeats` blocks of `--iterations` iterations each), so machine load hits all of
+them alike; the figure is the median over blocks of CPU time per iteration (process_time: the work
+done, robust to other jobs on the machine; wall time is also recorded). Variants: no augmentation,
+DiffAugment (translation, color, cutout), ADA at p = 0.5 (xflip, translation, color, cutout), R1
+on every D step, lazy R1 every 4th D step (x4 weight).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from distgan import trainer
+from distgan.config import load_config, override
+from distgan.data import Batch
+from distgan.distributed import build_accelerator, build_backend
+from distgan.models import build_discriminator, build_generator
+
+VARIANTS = {  # name: (overrides, augment p, R1 every N iterations or 0)
+    "none": ([], 0.0, 0),
+    "diffaugment": (["augment.policy=diffaugment"], 1.0, 0),
+    "ada_p0.5": (["augment.policy=ada", "augment.ops=[xflip,translation,color,cutout]"], 0.5, 0),
+    "r1_every_step": (["objective.r1_weight=1"], 0.0, 1),
+    "r1_lazy_4": (["objective.r1_weight=1", "objective.r1_every=4"], 0.0, 4),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default="configs/quickstart.yaml")
+    parser.add_argument("--iterations", type=int, default=8, help="per block (a multiple of 4)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    base = load_config(args.config, [*args.overrides, "train.ema_decay=0", "train.out_dir=/tmp/unused"])
+    accelerator = build_accelerator(base)
+    torch.manual_seed(0)
+    backend = build_backend(accelerator, base, build_generator(base), build_discriminator(base))
+    device, n = accelerator.device, base.data.batch_size
+    labels = torch.arange(n) % base.model.num_classes if base.model.num_classes else None
+    batch = Batch(torch.rand(n, *base.sample_shape) * 2 - 1, labels).to(device)
+    configs = {name: override(base, extra) for name, (extra, _, _) in VARIANTS.items()}
+
+    def block(name: str) -> tuple[float, float]:
+        cfg, (_, p, every) = configs[name], VARIANTS[name]
+        wall, cpu = time.perf_counter(), time.process_time()
+        for i in range(args.iterations):
+            trainer.d_step(backend, cfg, batch, augment_p=p, r1_due=bool(every) and i % every == 0)
+            trainer.g_step(backend, cfg, n, device, augment_p=p)
+        return (
+            (time.process_time() - cpu) / args.iterations,
+            (time.perf_counter() - wall) / args.iterations,
+        )
+
+    for name in VARIANTS:  # warm-up
+        block(name)
+    samples = {name: [] for name in VARIANTS}
+    for _ in range(args.repeats):
+        for name in VARIANTS:
+            samples[name].append(block(name))
+    rows = {}
+    base_cpu = statistics.median(c for c, _ in samples["none"])
+    for name, values in samples.items():
+        cpu = statistics.median(c for c, _ in values)
+        rows[name] = {
+            "cpu_s_per_iteration": cpu,
+            "wall_s_per_iteration": statistics.median(w for _, w in values),
+            "vs_none": cpu / base_cpu - 1.0,
+        }
+        print(f"{name:>14}: {cpu * 1000:8.1f} ms CPU / iteration, {rows[name]['vs_none']:+.1%} vs none")
+    environment = {"config": args.config, "overrides": args.overrides, "batch": n, "shape": list(base.sample_shape),
+                   "torch": torch.__version__, "python": platform.python_version(), "threads": 1,
+                   "iterations": args.iterations, "repeats": args.repeats}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"environment": environment, "variants": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
