@@ -23,5 +23,10 @@ class GeneratorEMA:
         ema_params = list(self.model.parameters())
         params = [p.detach().to(e.dtype) for p, e in zip(generator.parameters(), ema_params, strict=True)]
         torch._foreach_lerp_(ema_params, params, 1.0 - self.decay_at(step))
+        self.copy_buffers(generator)
+
+    @torch.no_grad()
+    def copy_buffers(self, generator: nn.Module) -> None:
+        """The EMA model holds the generator's current buffers (after they are averaged, too)."""
         for ema_buffer, buffer in zip(self.model.buffers(), generator.buffers(), strict=True):
             ema_buffer.copy_(buffer)

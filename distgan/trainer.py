@@ -9,6 +9,9 @@ Distributed rules this loop keeps (issue "Distributed correctness" proves them):
   all-reduces D's gradients there;
 - every process draws its own latent noise (seeded by seed + rank) and its own data shard.
 Host syncs (`.item()`, the all-reduce of the stop flag) happen only where commented.
+Collectives only where the math needs them: gradients at every update, the stop flag every K
+check points (world.StopRequest), BatchNorm running stats only before something reads them
+(collectives.LazyBufferAverage: samples, evaluation, checkpoints, which include the last step).
 Faults: non-finite values are flagged on the device every step and looked at only at log and
 checkpoint steps (faults.py); a signal is honoured between G steps and, in long critic phases,
 between D steps (the checkpoint then records how many D steps of the iteration were done).
@@ -28,6 +31,7 @@ from distgan.config import ExperimentConfig
 from distgan.data import Batch, TrainStream, build_train_stream, evaluation_data
 from distgan.distributed import (
     Backend,
+    LazyBufferAverage,
     StopRequest,
     build_accelerator,
     build_backend,
@@ -248,6 +252,12 @@ def train(
     tracker = Tracker(cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None)
     noise, reference = fixed_noise(cfg, device), prepare_reference(cfg, accelerator)
     guard = NonFiniteGuard(device)
+    buffers = LazyBufferAverage(lambda: backend.sync_buffers())  # BatchNorm stats: averaged when read
+
+    def read_buffers() -> None:
+        """Collective when stale: every rank, before any rank reads running stats (collectives.py)."""
+        if buffers.before_read() and ema is not None:
+            ema.copy_buffers(backend.generator_module)
 
     # Train: n_critic D steps, one G step, EMA; then log, samples, evaluation, checkpoint, stop check.
     window, exit_code = LogWindow(), 0
@@ -268,13 +278,14 @@ def train(
                     break
             if state.critic_steps < n_critic:  # stopped mid-phase: resume continues these D steps
                 diverged = guard.tripped(accelerator, backend, ema, check_state=True)
+                read_buffers()
                 exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, False, diverged)
                 break
             hooks.before_g_step(backend)
             g_losses = g_step(backend, cfg, local_batch, device)
             hooks.after_g_step(backend)
             guard.watch(g_losses)
-            backend.sync_buffers()  # BatchNorm running stats: one all-reduce so every rank holds the same
+            buffers.touched()  # running stats now differ per rank; averaged before anything reads them
             state.step, state.critic_steps = state.step + 1, 0
             if ema is not None:
                 ema.update(backend.generator_module, state.step)
@@ -293,16 +304,21 @@ def train(
                 scalars = window.scalars(steps_left=cfg.train.steps - state.step)  # log-step host sync
                 scalars.update(images_seen=state.images_seen, **backend.learning_rates())
                 tracker.log(state.step, {**scalars, **{f"data_{k}": v for k, v in stream.stats.items()}})
-            if accelerator.is_main_process and due(state.step, cfg.log.sample_every, finished):
+            sampling = due(state.step, cfg.log.sample_every, finished)
+            evaluating = reference is not None and due(state.step, cfg.eval.every, finished)
+            if sampling or evaluating or saving:
+                read_buffers()
+            if accelerator.is_main_process and sampling:
                 grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
                 tracker.log_picture(state.step, "samples", grid)
-            if reference is not None and due(state.step, cfg.eval.every, finished):
+            if evaluating:
                 results = evaluate_now(backend, ema, cfg, reference, accelerator)  # collective: every rank
                 tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
             if saving:
                 checkpointer.save(state)
-            if not finished and stop.agreed():
+            if not finished and stop.agreed():  # an all-reduce only every K steps (world.StopRequest)
                 diverged = not saving and guard.tripped(accelerator, backend, ema, check_state=True)
+                read_buffers()
                 exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, saving, diverged)
                 break
     except Diverged as err:
