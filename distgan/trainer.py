@@ -20,6 +20,7 @@ between D steps (the checkpoint then records how many D steps of the iteration w
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,15 +65,20 @@ class TrainHooks:
     after_g_step: Callable[[Backend], None] = _ignore
 
 
-def d_step(backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None) -> dict[str, torch.Tensor]:
-    """One critic update on a real batch and a fresh fake batch: ONE forward, ONE backward.
+def micro_batches(count: int, *tensors: torch.Tensor | None) -> list[tuple]:
+    """Each tensor (None stays None) split into `count` equal micro-batches along the batch dim."""
+    return list(zip(*(t.chunk(count) if t is not None else (None,) * count for t in tensors), strict=True))
 
-    `latent` and the penalty's `alpha` are drawn here unless given (equivalence tests fix them).
-    """
-    real = batch.images
-    labels = batch.labels if cfg.model.num_classes > 0 else None  # unconditional: ignore labels
-    if latent is None:
-        latent = torch.randn(real.shape[0], cfg.model.latent_dim, device=real.device)
+
+def mean_of(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The micro-batches' values as one step's (means of equal-sized parts: the full batch's)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {k: torch.stack([part[k].detach().float() for part in parts]).mean() for k in parts[0]}
+
+
+def critic_losses(backend, cfg: ExperimentConfig, real, labels, latent, alpha) -> dict[str, torch.Tensor]:
+    """D's losses on one (micro-)batch of real images and fakes made from `latent`."""
     with torch.no_grad():
         fake = backend.generator(latent, labels)
     fake = fake.to(real.dtype)
@@ -83,7 +89,7 @@ def d_step(backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None
     else:  # one forward for both halves: one DDP forward per backward
         both_labels = None if labels is None else torch.cat([labels, labels])
         d_real, d_fake = backend.discriminator(torch.cat([real, fake]), both_labels).chunk(2)
-    losses = objectives.discriminator_losses(
+    return objectives.discriminator_losses(
         cfg.objective,
         d_real,
         d_fake,
@@ -94,23 +100,64 @@ def d_step(backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None
         alpha=alpha,
         loss_scale=backend.loss_scale(),
     )
-    return {**losses, **backend.update("d", losses["loss"])}
+
+
+def d_step(backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None) -> dict[str, torch.Tensor]:
+    """One critic update on a real batch and a fresh fake batch: per micro-batch (train.grad_accum)
+    ONE forward and ONE backward, all-reduced only on the last; one optimizer step.
+
+    `latent` and the penalty's `alpha` are drawn here unless given (equivalence tests fix them).
+    """
+    real = batch.images
+    labels = batch.labels if cfg.model.num_classes > 0 else None  # unconditional: ignore labels
+    if latent is None:
+        latent = torch.randn(real.shape[0], cfg.model.latent_dim, device=real.device)
+    count, parts = cfg.train.grad_accum, []
+    for i, (real_i, labels_i, latent_i, alpha_i) in enumerate(
+        micro_batches(count, real, labels, latent, alpha)
+    ):
+        last = i == count - 1
+        with backend.accumulating("d", last):  # no all-reduce before the last micro-batch
+            parts.append(critic_losses(backend, cfg, real_i, labels_i, latent_i, alpha_i))
+            stepped = backend.update("d", parts[-1]["loss"], first=i == 0, last=last)
+    return {**mean_of(parts), **stepped}
 
 
 def g_step(
     backend, cfg: ExperimentConfig, local_batch: int, device, latent=None, labels=None
 ) -> dict[str, torch.Tensor]:
-    """One generator update through a frozen, unwrapped D (no D gradients, no D all-reduce)."""
+    """One generator update through a frozen, unwrapped D (no D gradients, no D all-reduce), in
+    train.grad_accum micro-batches with one all-reduce and one optimizer step."""
     critic = backend.critic_module
     critic.requires_grad_(False)
     if latent is None:
         latent = torch.randn(local_batch, cfg.model.latent_dim, device=device)
     if labels is None and cfg.model.num_classes > 0:
         labels = torch.randint(0, cfg.model.num_classes, (local_batch,), device=device)
-    losses = objectives.generator_losses(cfg.objective, critic(backend.generator(latent, labels), labels))
-    out = {**losses, **backend.update("g", losses["loss"])}
+    count, parts = cfg.train.grad_accum, []
+    for i, (latent_i, labels_i) in enumerate(micro_batches(count, latent, labels)):
+        last = i == count - 1
+        with backend.accumulating("g", last):
+            fake_scores = critic(backend.generator(latent_i, labels_i), labels_i)
+            parts.append(objectives.generator_losses(cfg.objective, fake_scores))
+            stepped = backend.update("g", parts[-1]["loss"], first=i == 0, last=last)
     critic.requires_grad_(True)
-    return out
+    return {**mean_of(parts), **stepped}
+
+
+def warn_batchnorm_accumulation(
+    cfg: ExperimentConfig, backend: Backend, local_batch: int, accelerator
+) -> None:
+    """With BatchNorm, micro-batches normalise with their own statistics: not the full batch's."""
+    if cfg.train.grad_accum == 1:
+        return
+    modules = [*backend.generator_module.modules(), *backend.critic_module.modules()]
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in modules):
+        accelerator.print(
+            f"warning: train.grad_accum={cfg.train.grad_accum} with BatchNorm: each micro-batch of "
+            f"{local_batch // cfg.train.grad_accum} normalises with its own statistics, so the update is "
+            f"not the one a batch of {local_batch} per process would give (README: gradient accumulation)"
+        )
 
 
 def fixed_noise(cfg: ExperimentConfig, device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -183,7 +230,7 @@ def describe_models(backend: Backend) -> str:
 
 
 def stop_with_checkpoint(
-    checkpointer: Checkpointer, state: TrainState, stop, accelerator, saved: bool, diverged: bool
+    checkpointer: Checkpointer, state: TrainState, stop, accelerator, saved: bool, diverged: bool, own=None
 ) -> int:
     """The preemption checkpoint: the state so far (mid-critic-phase too), then exit 75. A state
     that is not finite is never written: the last good checkpoint stays `latest`."""
@@ -194,7 +241,7 @@ def stop_with_checkpoint(
     else:
         accelerator.print(f"{signal_name}: checkpointing at {where}")
     if not (saved or diverged):
-        checkpointer.save(state)
+        checkpointer.save(state, own)  # own: this rank's BatchNorm stats (LazyBufferAverage)
     return PREEMPTED_EXIT_CODE
 
 
@@ -239,6 +286,7 @@ def train(
     torch.manual_seed(cfg.train.seed)
     backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
     hooks.on_backend(backend)
+    warn_batchnorm_accumulation(cfg, backend, local_batch, accelerator)
     ema = GeneratorEMA(backend.generator_module, cfg.train.ema_decay) if cfg.train.ema_decay else None
     if verbose:
         accelerator.print(describe_models(backend))
@@ -252,12 +300,14 @@ def train(
     tracker = Tracker(cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None)
     noise, reference = fixed_noise(cfg, device), prepare_reference(cfg, accelerator)
     guard = NonFiniteGuard(device)
-    buffers = LazyBufferAverage(lambda: backend.sync_buffers())  # BatchNorm stats: averaged when read
 
-    def read_buffers() -> None:
-        """Collective when stale: every rank, before any rank reads running stats (collectives.py)."""
-        if buffers.before_read() and ema is not None:
+    def average_buffers() -> None:  # collective; the EMA generator shows G's averaged stats too
+        backend.sync_buffers()
+        if ema is not None:
             ema.copy_buffers(backend.generator_module)
+
+    # BatchNorm running stats: averaged over processes only where something reads them.
+    buffers = LazyBufferAverage({"g": backend.generator_module, "d": backend.critic_module}, average_buffers)
 
     # Train: n_critic D steps, one G step, EMA; then log, samples, evaluation, checkpoint, stop check.
     window, exit_code = LogWindow(), 0
@@ -278,14 +328,15 @@ def train(
                     break
             if state.critic_steps < n_critic:  # stopped mid-phase: resume continues these D steps
                 diverged = guard.tripped(accelerator, backend, ema, check_state=True)
-                read_buffers()
-                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, False, diverged)
+                with buffers.averaged(keep=True) as own:
+                    exit_code = stop_with_checkpoint(
+                        checkpointer, state, stop, accelerator, False, diverged, own
+                    )
                 break
             hooks.before_g_step(backend)
             g_losses = g_step(backend, cfg, local_batch, device)
             hooks.after_g_step(backend)
             guard.watch(g_losses)
-            buffers.touched()  # running stats now differ per rank; averaged before anything reads them
             state.step, state.critic_steps = state.step + 1, 0
             if ema is not None:
                 ema.update(backend.generator_module, state.step)
@@ -306,20 +357,25 @@ def train(
                 tracker.log(state.step, {**scalars, **{f"data_{k}": v for k, v in stream.stats.items()}})
             sampling = due(state.step, cfg.log.sample_every, finished)
             evaluating = reference is not None and due(state.step, cfg.eval.every, finished)
-            if sampling or evaluating or saving:
-                read_buffers()
-            if accelerator.is_main_process and sampling:
-                grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
-                tracker.log_picture(state.step, "samples", grid)
-            if evaluating:
-                results = evaluate_now(backend, ema, cfg, reference, accelerator)  # collective: every rank
-                tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
-            if saving:
-                checkpointer.save(state)
+            with (
+                buffers.averaged(keep=finished) if sampling or evaluating or saving else nullcontext() as own
+            ):
+                if accelerator.is_main_process and sampling:
+                    grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
+                    tracker.log_picture(state.step, "samples", grid)
+                if evaluating:
+                    results = evaluate_now(
+                        backend, ema, cfg, reference, accelerator
+                    )  # collective: every rank
+                    tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
+                if saving:
+                    checkpointer.save(state, own)
             if not finished and stop.agreed():  # an all-reduce only every K steps (world.StopRequest)
                 diverged = not saving and guard.tripped(accelerator, backend, ema, check_state=True)
-                read_buffers()
-                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, saving, diverged)
+                with buffers.averaged(keep=True) as own:
+                    exit_code = stop_with_checkpoint(
+                        checkpointer, state, stop, accelerator, saving, diverged, own
+                    )
                 break
     except Diverged as err:
         accelerator.print(f"error: {err}")

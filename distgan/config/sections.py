@@ -199,6 +199,7 @@ class TrainConfig:
     on_nonfinite: Literal["stop", "rollback"] = "rollback"  # NaN/inf loss or weights: exit 3, or roll back
     rollback_lr_factor: float = 0.5  # both learning rates are multiplied by this at each rollback, in (0, 1]
     max_rollbacks: int = 3  # give up (exit 3) after this many rollbacks in one run
+    grad_accum: int = 1  # micro-batches per D and per G step (one all-reduce per update), >= 1
 
     def validate(self, prefix: str = "train") -> None:
         _require(self.steps >= 1, f"{prefix}.steps", f"must be >= 1, got {self.steps}")
@@ -230,6 +231,7 @@ class TrainConfig:
         _require(
             self.max_rollbacks >= 0, f"{prefix}.max_rollbacks", f"must be >= 0, got {self.max_rollbacks}"
         )
+        _require(self.grad_accum >= 1, f"{prefix}.grad_accum", f"must be >= 1, got {self.grad_accum}")
 
     def n_critic_at(self, g_step: int) -> int:
         """D steps to run before generator step `g_step` (0-based)."""
@@ -366,6 +368,14 @@ class ExperimentConfig:
             "model.pack",
             f"D packs {model.pack} samples, so the per-process batch {local} (data.batch_size / "
             f"{world_size} processes) must be divisible by it; valid: a divisor of {local}",
+        )
+        accum = self.train.grad_accum
+        _require(
+            local % accum == 0 and (local // accum) % model.pack == 0,
+            "train.grad_accum",
+            f"splits the per-process batch {local} (data.batch_size / {world_size} processes) into "
+            f"{accum} micro-batches; valid: a divisor of {local} leaving a multiple of model.pack="
+            f"{model.pack} per micro-batch",
         )
         return self
 

@@ -3,6 +3,7 @@ with accelerate's mixed precision. The interface is `backend.Backend`'s."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ class AccelerateBackend(Backend):
     def __init__(self, accelerator, cfg: ExperimentConfig, generator: nn.Module, discriminator: nn.Module):
         self.accelerator = accelerator
         self.grad_clip = cfg.optim.grad_clip
+        self.grad_accum = cfg.train.grad_accum
         generator, discriminator = convert_batchnorm(cfg, generator, discriminator)
         opt_g = build_optimizer(generator.parameters(), cfg.optim.g, cfg.optim.implementation)
         opt_d = build_optimizer(discriminator.parameters(), cfg.optim.d, cfg.optim.implementation)
@@ -50,11 +52,19 @@ class AccelerateBackend(Backend):
         scaler = self.accelerator.scaler
         return scaler.get_scale() if scaler is not None else None
 
-    def update(self, name: str, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        """zero_grad, ONE backward, optional clipping, optimizer step ('g' or 'd')."""
+    def accumulating(self, name: str, last: bool):
+        """DDP's no_sync on all but the last micro-batch: one all-reduce per optimizer step."""
+        return nullcontext() if last else self.accelerator.no_sync(self.models[name])
+
+    def update(self, name: str, loss: torch.Tensor, first: bool = True, last: bool = True) -> dict:
+        """zero_grad (first micro-batch), ONE backward, then on the last micro-batch optional
+        clipping and the optimizer step ('g' or 'd')."""
         optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
+        if first:
+            optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss / self.grad_accum if self.grad_accum > 1 else loss)
+        if not last:
+            return {}
         out = {}
         if self.grad_clip > 0:
             norm = self.accelerator.clip_grad_norm_(self.models[name].parameters(), self.grad_clip)
