@@ -10,6 +10,7 @@ import torch
 
 from distgan import trainer
 from distgan.config import ConfigError, load_config
+from distgan.data import Batch
 from distgan.distributed.collectives import LazyBufferAverage
 from distgan.distributed.deepspeed_json import deepspeed_config
 from distgan.distributed.world import STOP_CHECK_BUDGET, check_interval
@@ -120,3 +121,28 @@ def test_accumulation_with_batchnorm_warns_at_start(accum, norm, warned):
             "train.grad_accum=4 with BatchNorm" in printer.lines[0]
             and "micro-batch of 16" in printer.lines[0]
         )
+
+
+def test_fp16_hot_path_never_reads_the_loss_scale_on_the_host(fresh_accelerate):
+    """The penalty gets the scaler's own device tensor and skipped steps are counted on the device:
+    a host read of the scale (`get_scale()`, an `.item()`: a GPU sync per D step) fails here."""
+    from tests.distributed.test_mixed_precision import fp16_backend
+
+    cfg = load_config(None, ["model.arch=mlp", "model.g_width=4", "model.d_width=4", "model.latent_dim=8",
+                             "data.batch_size=4", "objective.loss=wgan-gp", "train.grad_accum=2"])  # fmt: skip
+    backend = fp16_backend(cfg)
+    scaler = backend.accelerator.scaler
+    images = torch.rand(4, 1, 28, 28) * 2 - 1
+    trainer.d_step(backend, cfg, Batch(images, None))  # the scaler now holds its scale tensor
+
+    def host_read():
+        raise AssertionError("the loss scale was read on the host")
+
+    scaler.get_scale = host_read
+    assert backend.loss_scale() is scaler._get_scale_async()  # the very device tensor, no copy
+    poisoned = images.clone()
+    poisoned[0, 0, 0, 0] = float("inf")
+    out = trainer.d_step(backend, cfg, Batch(poisoned, None))  # overflow in the 2nd micro-batch's rows
+    assert torch.is_tensor(out["d_skipped_steps"]) and float(out["d_skipped_steps"]) == 1.0
+    out = trainer.g_step(backend, cfg, 4, "cpu")
+    assert torch.is_tensor(out["g_skipped_steps"]) and float(out["g_skipped_steps"]) == 0.0

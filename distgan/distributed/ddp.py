@@ -48,9 +48,14 @@ class AccelerateBackend(Backend):
         return self._plain["d"]
 
     def loss_scale(self) -> torch.Tensor | None:
-        """fp16 GradScaler scale (for the penalty's AMP recipe); None without loss scaling."""
+        """fp16 GradScaler scale as the DEVICE tensor the scaler keeps (for the penalty's AMP
+        recipe); None without loss scaling. `scaler.get_scale()` would `.item()` it: a host sync on
+        every D step. Before the first scaled loss the scaler has no tensor yet: its initial value."""
         scaler = self.accelerator.scaler
-        return scaler.get_scale() if scaler is not None else None
+        if scaler is None:
+            return None
+        scale = scaler._get_scale_async()
+        return scale if scale is not None else torch.tensor(scaler.get_scale(), device=self.accelerator.device)
 
     def accumulating(self, name: str, last: bool):
         """DDP's no_sync on all but the last micro-batch: one all-reduce per optimizer step."""
@@ -69,10 +74,18 @@ class AccelerateBackend(Backend):
         if self.grad_clip > 0:
             norm = self.accelerator.clip_grad_norm_(self.models[name].parameters(), self.grad_clip)
             out[f"{name}_grad_norm"] = norm
+        scale_before = self._scale_copy()
         optimizer.step()
-        if self.accelerator.scaler is not None:  # fp16: a skipped step (inf/NaN grads) is counted
-            out[f"{name}_skipped_steps"] = torch.tensor(float(optimizer.step_was_skipped))
+        if scale_before is not None:  # fp16: a skipped step (inf/NaN grads) is counted, on the device:
+            # the scaler lowers its scale exactly when it skips (fused and plain optimizers alike)
+            out[f"{name}_skipped_steps"] = (self.accelerator.scaler._get_scale_async() < scale_before).float()
         return out
+
+    def _scale_copy(self) -> torch.Tensor | None:
+        """The scale before a step (the scaler updates its tensor in place); None without fp16."""
+        scaler = self.accelerator.scaler
+        scale = scaler._get_scale_async() if scaler is not None else None
+        return scale.clone() if scale is not None else None
 
     def save_state(self, directory: Path) -> None:
         self.accelerator.save_state(str(directory))

@@ -107,7 +107,10 @@ class DeepSpeedBackend(Backend):
         """D's fp16 loss scale (the penalty's AMP recipe); None without loss scaling."""
         if self.precision != "fp16":
             return None
-        return torch.tensor(float(self.engines["d"].optimizer.cur_scale), device=self.accelerator.device)
+        value = float(self.engines["d"].optimizer.cur_scale)  # DeepSpeed keeps it as a Python float
+        if getattr(self, "_scale", (None, None))[0] != value:  # a new device tensor only when it changes
+            self._scale = (value, torch.tensor(value, device=self.accelerator.device))
+        return self._scale[1]
 
     def update(self, name: str, loss: torch.Tensor, first: bool = True, last: bool = True) -> dict:
         """ONE engine.backward, then engine.step (clipping, ZeRO reduction, fp16 overflow skip).
