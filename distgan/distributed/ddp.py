@@ -55,7 +55,9 @@ class AccelerateBackend(Backend):
         if scaler is None:
             return None
         scale = scaler._get_scale_async()
-        return scale if scale is not None else torch.tensor(scaler.get_scale(), device=self.accelerator.device)
+        return (
+            scale if scale is not None else torch.tensor(scaler.get_scale(), device=self.accelerator.device)
+        )
 
     def accumulating(self, name: str, last: bool):
         """DDP's no_sync on all but the last micro-batch: one all-reduce per optimizer step."""

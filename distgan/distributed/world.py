@@ -100,6 +100,8 @@ def build_accelerator(cfg: ExperimentConfig):
         raise ValueError("build_accelerator: apply launcher_overrides(cfg) first")  # a caller's bug
     check_backend_available(cfg)
     on_cpu = not torch.cuda.is_available()
+    if not on_cpu:
+        check_gpus_per_machine(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count())
     # torch >= 2.13 renames broadcast_buffers=False to forward_sync_buffers=False, which accelerate's
     # kwargs handler cannot pass yet; the behaviour we ask for is the same.
     warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
@@ -127,6 +129,17 @@ def check_world(accelerator) -> None:
             f"the launcher started {expected} processes (WORLD_SIZE) but this process sees a world of "
             f"{accelerator.num_processes}: the work would run as independent copies. On CPU launch with "
             f"ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N"
+        )
+
+
+def check_gpus_per_machine(local_processes: int, gpus: int) -> None:
+    """More processes on a machine than GPUs would put two ranks on one GPU (NCCL refuses, or an
+    'invalid device ordinal' deep in accelerate): refuse it first, in words."""
+    if gpus and local_processes > gpus:
+        raise DistributedError(
+            f"the launcher started {local_processes} processes on this machine but {gpus} GPU(s) are "
+            f"visible: one process per GPU; launch with --num_processes {gpus} per machine (or make "
+            f"more GPUs visible with CUDA_VISIBLE_DEVICES)"
         )
 
 
