@@ -363,10 +363,8 @@ def train(
                 if accelerator.is_main_process and sampling:
                     grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
                     tracker.log_picture(state.step, "samples", grid)
-                if evaluating:
-                    results = evaluate_now(
-                        backend, ema, cfg, reference, accelerator
-                    )  # collective: every rank
+                if evaluating:  # a collective: every rank evaluates its share
+                    results = evaluate_now(backend, ema, cfg, reference, accelerator)
                     tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
                 if saving:
                     checkpointer.save(state, own)
