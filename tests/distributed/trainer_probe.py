@@ -13,6 +13,7 @@ DIR/rank<R>.pt with:
   d_grad_unchanged       per G step: D's .grad tensors identical before and after it
   all_reduces[who]       torch.distributed.all_reduce calls by who asked: "stop" (StopRequest),
                          "buffers" (the BatchNorm average), else the calling function's name
+  stop_values            per stop-flag all-reduce, the agreed [flag, seconds per check point, cost]
   state                  final g.* and d.* parameters and buffers
 """
 
@@ -36,6 +37,7 @@ record: dict = {
     "grad_hooks": {"g": defaultdict(int), "d": defaultdict(int)},
     "d_grad_unchanged": [],
     "all_reduces": defaultdict(int),
+    "stop_values": [],
 }
 phase = {"now": "setup"}
 captured = {}
@@ -57,7 +59,10 @@ def count_all_reduces() -> None:
                 break
             frame = frame.f_back
         record["all_reduces"][who] += 1
-        return all_reduce(*args, **kwargs)
+        out = all_reduce(*args, **kwargs)
+        if who == "stop":  # the agreed values: the test recomputes K from them
+            record["stop_values"].append(args[0].tolist())
+        return out
 
     torch.distributed.all_reduce = counted
 
