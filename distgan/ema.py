@@ -39,5 +39,10 @@ class GeneratorEMA:
         params = [p.detach().to(e.dtype) for p, e in zip(generator.parameters(), ema_params, strict=True)]
         beta = self.decay_at(step, images_seen, images)
         torch._foreach_lerp_(ema_params, params, 1.0 - beta)
+        self.copy_buffers(generator)
+
+    @torch.no_grad()
+    def copy_buffers(self, generator: nn.Module) -> None:
+        """The EMA model holds the generator's current buffers (after they are averaged, too)."""
         for ema_buffer, buffer in zip(self.model.buffers(), generator.buffers(), strict=True):
             ema_buffer.copy_(buffer)

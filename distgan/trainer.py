@@ -11,6 +11,9 @@ Distributed rules this loop keeps (issue "Distributed correctness" proves them):
 - augmentation (augment.policy) is drawn per process like the noise, independently for reals and
   fakes; ADA's p is agreed by one all-reduce every augment.interval G steps, so all ranks share it.
 Host syncs (`.item()`, the all-reduce of the stop flag) happen only where commented.
+Collectives only where the math needs them: gradients at every update, the stop flag every K
+check points (world.StopRequest), BatchNorm running stats only before something reads them
+(collectives.LazyBufferAverage: samples, evaluation, checkpoints, which include the last step).
 Faults: non-finite values are flagged on the device every step and looked at only at log and
 checkpoint steps (faults.py); a signal is honoured between G steps and, in long critic phases,
 between D steps (the checkpoint then records how many D steps of the iteration were done).
@@ -19,6 +22,7 @@ between D steps (the checkpoint then records how many D steps of the iteration w
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,7 @@ from distgan.config import ExperimentConfig
 from distgan.data import Batch, TrainStream, build_train_stream, evaluation_data, toy_modes
 from distgan.distributed import (
     Backend,
+    LazyBufferAverage,
     StopRequest,
     build_accelerator,
     build_backend,
@@ -64,38 +69,46 @@ class TrainHooks:
     on_log: Callable[[int, dict], None] = _ignore  # every process, at log steps: (step, scalars)
 
 
-def draw_augmentation(cfg: ExperimentConfig, images: torch.Tensor, p: float) -> augment.AugmentParams | None:
-    """Per-sample augmentation parameters for a batch, from this process's RNG (None: D sees it as is)."""
+def draw_augmentation(cfg: ExperimentConfig, count: int, device, p: float) -> augment.AugmentParams | None:
+    """Per-sample augmentation parameters for `count` images, from this process's RNG (None: D sees
+    them as they are)."""
     if cfg.augment.policy == "none" or p == 0.0:
         return None
-    return augment.draw(cfg.augment, images.shape[0], images.shape[-1], p, images.device)
+    return augment.draw(cfg.augment, count, cfg.data.resolution, p, device)
 
 
 def seen_by_d(images: torch.Tensor, params: augment.AugmentParams | None) -> torch.Tensor:
     return images if params is None else augment.apply(images, params)
 
 
-def d_step(
-    backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None, *, augment_p: float = 1.0,
-    augment_params=None, r1_due: bool = True,
-) -> dict[str, torch.Tensor]:  # fmt: skip
-    """One critic update on a real batch and a fresh fake batch: ONE forward, ONE backward.
+def micro_batches(count: int, *tensors: torch.Tensor | None) -> list[tuple]:
+    """Each tensor (None stays None) split into `count` equal micro-batches along the batch dim."""
+    return list(zip(*(t.chunk(count) if t is not None else (None,) * count for t in tensors), strict=True))
 
-    `latent`, the penalty's `alpha` and the (real, fake) `augment_params` are drawn here unless
-    given (equivalence tests fix them); real and fake get independent augmentations. The penalty
-    sees the critic through the real batch's augmentation: R1 is the gradient of D(T(x)) w.r.t. x.
-    """
-    real = batch.images
-    labels = batch.labels if cfg.model.num_classes > 0 else None  # unconditional: ignore labels
-    if latent is None:
-        latent = torch.randn(real.shape[0], cfg.model.latent_dim, device=real.device)
+
+def rows_of(params: augment.AugmentParams | None, count: int, i: int, size: int):
+    """Micro-batch i's share of a batch's augmentation parameters (micro-batches of `size`)."""
+    if params is None or count == 1:
+        return params
+    return params.select(slice(i * size, (i + 1) * size))
+
+
+def mean_of(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The micro-batches' values as one step's (means of equal-sized parts: the full batch's)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {k: torch.stack([part[k].detach().float() for part in parts]).mean() for k in parts[0]}
+
+
+def critic_losses(
+    backend, cfg: ExperimentConfig, real, labels, latent, alpha, real_params, fake_params, r1_due: bool
+) -> dict[str, torch.Tensor]:
+    """D's losses on one (micro-)batch of real images and fakes made from `latent`, each seen
+    through its own augmentation. The penalty sees the critic through the real batch's
+    augmentation: R1 is the gradient of D(T(x)) w.r.t. x."""
     with torch.no_grad():
         fake = backend.generator(latent, labels)
     fake = fake.to(real.dtype)
-    real_params, fake_params = augment_params or (
-        draw_augmentation(cfg, real, augment_p),
-        draw_augmentation(cfg, fake, augment_p),
-    )
     critic = backend.critic_module  # input gradients only: no DDP/DeepSpeed hooks
     penalty_critic = (
         critic if real_params is None else (lambda x, y: critic(augment.apply(x, real_params), y))
@@ -122,27 +135,85 @@ def d_step(
     )
     if cfg.augment.policy == "ada":  # ADA's overfitting measure r_t on this step's (augmented) reals
         losses["augment_rt"] = torch.sign(d_real.detach().float()).mean()
-    return {**losses, **backend.update("d", losses["loss"])}
+    return losses
+
+
+def d_step(
+    backend, cfg: ExperimentConfig, batch: Batch, latent=None, alpha=None, *, augment_p: float = 1.0,
+    augment_params=None, r1_due: bool = True,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """One critic update on a real batch and a fresh fake batch: per micro-batch (train.grad_accum)
+    ONE forward and ONE backward, all-reduced only on the last; one optimizer step.
+
+    `latent`, the penalty's `alpha` and the (real, fake) `augment_params` are drawn here unless
+    given (equivalence tests fix them); real and fake get independent augmentations.
+    """
+    real = batch.images
+    labels = batch.labels if cfg.model.num_classes > 0 else None  # unconditional: ignore labels
+    if latent is None:
+        latent = torch.randn(real.shape[0], cfg.model.latent_dim, device=real.device)
+    real_params, fake_params = augment_params or (
+        draw_augmentation(cfg, real.shape[0], real.device, augment_p),
+        draw_augmentation(cfg, real.shape[0], real.device, augment_p),
+    )
+    count, parts, size = cfg.train.grad_accum, [], real.shape[0] // cfg.train.grad_accum
+    for i, (real_i, labels_i, latent_i, alpha_i) in enumerate(
+        micro_batches(count, real, labels, latent, alpha)
+    ):
+        last = i == count - 1
+        with backend.accumulating("d", last):  # no all-reduce before the last micro-batch
+            parts.append(critic_losses(
+                backend, cfg, real_i, labels_i, latent_i, alpha_i,
+                rows_of(real_params, count, i, size), rows_of(fake_params, count, i, size),
+                r1_due,
+            ))  # fmt: skip
+            stepped = backend.update("d", parts[-1]["loss"], first=i == 0, last=last)
+    return {**mean_of(parts), **stepped}
 
 
 def g_step(
     backend, cfg: ExperimentConfig, local_batch: int, device, latent=None, labels=None, *,
     augment_p: float = 1.0, augment_params=None,
 ) -> dict[str, torch.Tensor]:  # fmt: skip
-    """One generator update through a frozen, unwrapped D (no D gradients, no D all-reduce);
-    D sees the fakes through a fresh augmentation (differentiable: G learns through it)."""
+    """One generator update through a frozen, unwrapped D (no D gradients, no D all-reduce), in
+    train.grad_accum micro-batches with one all-reduce and one optimizer step. D sees the fakes
+    through a fresh augmentation (differentiable: G learns through it)."""
     critic = backend.critic_module
     critic.requires_grad_(False)
     if latent is None:
         latent = torch.randn(local_batch, cfg.model.latent_dim, device=device)
     if labels is None and cfg.model.num_classes > 0:
         labels = torch.randint(0, cfg.model.num_classes, (local_batch,), device=device)
-    fake = backend.generator(latent, labels)
-    params = augment_params if augment_params is not None else draw_augmentation(cfg, fake, augment_p)
-    losses = objectives.generator_losses(cfg.objective, critic(seen_by_d(fake, params), labels))
-    out = {**losses, **backend.update("g", losses["loss"])}
+    params = (
+        augment_params
+        if augment_params is not None
+        else draw_augmentation(cfg, local_batch, device, augment_p)
+    )
+    count, parts, size = cfg.train.grad_accum, [], local_batch // cfg.train.grad_accum
+    for i, (latent_i, labels_i) in enumerate(micro_batches(count, latent, labels)):
+        last = i == count - 1
+        with backend.accumulating("g", last):
+            fake = backend.generator(latent_i, labels_i)
+            seen = seen_by_d(fake, rows_of(params, count, i, size))
+            parts.append(objectives.generator_losses(cfg.objective, critic(seen, labels_i)))
+            stepped = backend.update("g", parts[-1]["loss"], first=i == 0, last=last)
     critic.requires_grad_(True)
-    return out
+    return {**mean_of(parts), **stepped}
+
+
+def warn_batchnorm_accumulation(
+    cfg: ExperimentConfig, backend: Backend, local_batch: int, accelerator
+) -> None:
+    """With BatchNorm, micro-batches normalise with their own statistics: not the full batch's."""
+    if cfg.train.grad_accum == 1:
+        return
+    modules = [*backend.generator_module.modules(), *backend.critic_module.modules()]
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in modules):
+        accelerator.print(
+            f"warning: train.grad_accum={cfg.train.grad_accum} with BatchNorm: each micro-batch of "
+            f"{local_batch // cfg.train.grad_accum} normalises with its own statistics, so the update is "
+            f"not the one a batch of {local_batch} per process would give (README: gradient accumulation)"
+        )
 
 
 def fixed_noise(cfg: ExperimentConfig, device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -252,7 +323,7 @@ def describe_models(backend: Backend) -> str:
 
 
 def stop_with_checkpoint(
-    checkpointer: Checkpointer, state: TrainState, stop, accelerator, saved: bool, diverged: bool
+    checkpointer: Checkpointer, state: TrainState, stop, accelerator, saved: bool, diverged: bool, own=None
 ) -> int:
     """The preemption checkpoint: the state so far (mid-critic-phase too), then exit 75. A state
     that is not finite is never written: the last good checkpoint stays `latest`."""
@@ -263,7 +334,7 @@ def stop_with_checkpoint(
     else:
         accelerator.print(f"{signal_name}: checkpointing at {where}")
     if not (saved or diverged):
-        checkpointer.save(state)
+        checkpointer.save(state, own)  # own: this rank's BatchNorm stats (LazyBufferAverage)
     return PREEMPTED_EXIT_CODE
 
 
@@ -308,6 +379,7 @@ def train(
     torch.manual_seed(cfg.train.seed)
     backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
     hooks.on_backend(backend)
+    warn_batchnorm_accumulation(cfg, backend, local_batch, accelerator)
     ema = build_ema(cfg, backend.generator_module)
     tally = augment.RealSignTally(device) if cfg.augment.policy == "ada" else None  # ADA's r_t sums
     if verbose:
@@ -334,6 +406,14 @@ def train(
     noise, reference = fixed_noise(cfg, device), prepare_reference(cfg, accelerator)
     guard = NonFiniteGuard(device)
 
+    def average_buffers() -> None:  # collective; the EMA generator shows G's averaged stats too
+        backend.sync_buffers()
+        if ema is not None:
+            ema.copy_buffers(backend.generator_module)
+
+    # BatchNorm running stats: averaged over processes only where something reads them.
+    buffers = LazyBufferAverage({"g": backend.generator_module, "d": backend.critic_module}, average_buffers)
+
     # Train: n_critic D steps, one G step, EMA; then log, samples, evaluation, checkpoint, stop check.
     window, exit_code = LogWindow(), 0
     try:
@@ -357,13 +437,15 @@ def train(
                     break
             if state.critic_steps < n_critic:  # stopped mid-phase: resume continues these D steps
                 diverged = guard.tripped(accelerator, backend, ema, check_state=True)
-                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, False, diverged)
+                with buffers.averaged(keep=True) as own:
+                    exit_code = stop_with_checkpoint(
+                        checkpointer, state, stop, accelerator, False, diverged, own
+                    )
                 break
             hooks.before_g_step(backend)
             g_losses = g_step(backend, cfg, local_batch, device, augment_p=p)
             hooks.after_g_step(backend)
             guard.watch(g_losses)
-            backend.sync_buffers()  # BatchNorm running stats: one all-reduce so every rank holds the same
             state.step, state.critic_steps = state.step + 1, 0
             if tally is not None and state.step % cfg.augment.interval == 0:
                 state.augment_p = adapted_p(cfg, state.augment_p, tally, world)  # all-reduce + host sync
@@ -388,17 +470,25 @@ def train(
                     scalars["augment_p"] = state.augment_p
                 hooks.on_log(state.step, scalars)
                 tracker.log(state.step, {**scalars, **{f"data_{k}": v for k, v in stream.stats.items()}})
-            if accelerator.is_main_process and due(state.step, cfg.log.sample_every, finished):
-                grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
-                tracker.log_picture(state.step, "samples", grid)
-            if reference is not None and due(state.step, cfg.eval.every, finished):
-                results = evaluate_now(backend, ema, cfg, reference, accelerator)  # collective: every rank
-                tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
-            if saving:
-                checkpointer.save(state)
-            if not finished and stop.agreed():
+            sampling = due(state.step, cfg.log.sample_every, finished)
+            evaluating = reference is not None and due(state.step, cfg.eval.every, finished)
+            with (
+                buffers.averaged(keep=finished) if sampling or evaluating or saving else nullcontext() as own
+            ):
+                if accelerator.is_main_process and sampling:
+                    grid = save_sample_grid(averaged_generator(backend, ema), noise, out_dir, state.step)
+                    tracker.log_picture(state.step, "samples", grid)
+                if evaluating:  # a collective: every rank evaluates its share
+                    results = evaluate_now(backend, ema, cfg, reference, accelerator)
+                    tracker.log_summary(state.step, {f"eval/{k}": v for k, v in results.items()})
+                if saving:
+                    checkpointer.save(state, own)
+            if not finished and stop.agreed():  # an all-reduce only every K steps (world.StopRequest)
                 diverged = not saving and guard.tripped(accelerator, backend, ema, check_state=True)
-                exit_code = stop_with_checkpoint(checkpointer, state, stop, accelerator, saving, diverged)
+                with buffers.averaged(keep=True) as own:
+                    exit_code = stop_with_checkpoint(
+                        checkpointer, state, stop, accelerator, saving, diverged, own
+                    )
                 break
     except Diverged as err:
         accelerator.print(f"error: {err}")

@@ -3,6 +3,7 @@ trainer drawing independent augmentations for the real and the fake half of D's 
 
 from __future__ import annotations
 
+import contextlib
 import re
 from types import SimpleNamespace
 
@@ -172,7 +173,8 @@ def stub_backend(fake_images):
         discriminator=critic,
         critic_module=critic,
         loss_scale=lambda: None,
-        update=lambda name, loss: {},
+        update=lambda name, loss, first=True, last=True: {},
+        accumulating=lambda name, last: contextlib.nullcontext(),
     )
 
 

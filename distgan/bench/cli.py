@@ -6,6 +6,7 @@
         data.path=/tmp/celeba_standin --steps 3 --warmup 1 --repeats 3 --out bench_celeba.json
     python -m distgan.bench --config configs/quickstart.yaml --tiny       # CI smoke run (< 1 min)
     python -m distgan.bench --config configs/quickstart.yaml --fastpath   # each fast-path option vs default
+    python -m distgan.bench gpu --out benchmarks/results/gpu_check.json  # one GPU; --dry-run on CPU
     python -m distgan.bench quality --recipes toy_ring,toy_grid --seeds 5 --out q.json  # see bench/quality.py
     # one GPU: DCGAN-64 WGAN-GP in bf16; MFU against the card's bf16 peak (or --peak-tflops)
     python -m distgan.bench --config configs/celeba_wgan.yaml train.mixed_precision=bf16 \
@@ -247,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     from distgan.host_memory import keep_freed_host_memory
 
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gpu"]:  # the one-command GPU check (bench/gpu.py)
+        from distgan.bench.gpu import main as gpu_main
+
+        return gpu_main(argv[1:])
     if argv[:1] == ["quality"]:  # a subcommand of its own: trains recipes over seeds and scores them
         from distgan.bench.quality import main as quality_main
 

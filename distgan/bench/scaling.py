@@ -111,10 +111,14 @@ def scaling(args: argparse.Namespace, cfg: ExperimentConfig) -> dict[str, dict]:
             note="load-robust: the extra work DDP adds",
             **spread(cpu_efficiency),
         ),
-        "stop_flag_allreduce_us": row("stop-flag all-reduce per iteration (2 proc)", stop_us, "us"),
-        "buffer_allreduce_us": row("BatchNorm buffer all-reduce per iteration (2 proc)", buffer_us, "us"),
+        "stop_flag_allreduce_us": row(
+            "stop-flag all-reduce, per call (2 proc; the loop: every K steps)", stop_us, "us"
+        ),
+        "buffer_allreduce_us": row(
+            "BatchNorm buffer all-reduce, per call (2 proc; the loop: at reads)", buffer_us, "us"
+        ),
         "collectives_fraction": row(
-            "stop flag + buffers, as a fraction of one iteration",
+            "stop flag + buffers if done every iteration (before issue 15)",
             (stop_us + buffer_us) * 1e-6 / iteration_s,
             "",
         ),

@@ -9,7 +9,8 @@ Layout (DESIGN.md run-directory contract):
         meta.json                         step, images_seen, world size, versions, config hash
         config.yaml                       the resolved config (a checkpoint is self-contained)
         state/                            backend state: optimizers, scaler, RNG per rank
-        ranks/rank_00000.json             per-process state (data position)
+        ranks/rank_00000.json             per-process state (data position; with several processes
+                                          also the rank's own BatchNorm running stats)
         manifest.json                     size + sha256 of every file above, written last
 
 A checkpoint is written under `.tmp-step_...` and renamed when complete; `latest` is then
@@ -110,8 +111,12 @@ class Checkpointer:
         # {name: object with state_dict()/load_state_dict()}: more per-process state (ADA's tally)
         self.rank_parts = dict(rank_parts or {})
 
-    def save(self, state: TrainState) -> Path:
-        """Collective: every process must call it. Returns the final checkpoint directory."""
+    def save(self, state: TrainState, rank_buffers: dict[str, torch.Tensor] | None = None) -> Path:
+        """Collective: every process must call it. Returns the final checkpoint directory.
+
+        `rank_buffers`: this rank's own BatchNorm running stats while the modules hold the average
+        (distributed.collectives.LazyBufferAverage); restored per rank so a resume is bitwise.
+        """
         weights = {"generator": self.backend.generator_module, "discriminator": self.backend.critic_module}
         if self.ema is not None:
             weights[EMA_WEIGHTS] = self.ema.model
@@ -127,8 +132,10 @@ class Checkpointer:
             "versions": torch_versions(),
         }
         config_yaml = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
-        rank_state = {"data": self.stream.state_dict()}
+        rank_state: dict[str, Any] = {"data": self.stream.state_dict()}
         rank_state.update({name: part.state_dict() for name, part in self.rank_parts.items()})
+        if rank_buffers and self.accelerator.num_processes > 1:  # one process: the average is its own
+            rank_state["buffers"] = {k: v.detach().float().cpu().tolist() for k, v in rank_buffers.items()}
         return self._write(state.step, weights, meta, rank_state, config_yaml)
 
     def restore(self, checkpoint_dir: Path) -> TrainState:
@@ -138,10 +145,19 @@ class Checkpointer:
         for name, part in self.rank_parts.items():
             if name in rank_state:  # absent in checkpoints written without it: the part starts afresh
                 part.load_state_dict(rank_state[name])
+        self._restore_rank_buffers(rank_state.get("buffers", {}))
         if self.ema is not None:
             load_weights(self.ema.model, checkpoint_dir / f"{EMA_WEIGHTS}.safetensors")
         self.accelerator.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
         return TrainState.from_meta(meta)
+
+    @torch.no_grad()
+    def _restore_rank_buffers(self, saved: dict[str, list]) -> None:
+        modules = {"g": self.backend.generator_module, "d": self.backend.critic_module}
+        for key, values in saved.items():
+            prefix, name = key.split(".", 1)
+            buffer = modules[prefix].get_buffer(name)
+            buffer.copy_(torch.tensor(values, dtype=buffer.dtype).view_as(buffer))
 
     def _write(
         self,

@@ -259,6 +259,7 @@ class TrainConfig:
     # generator EMA half-life in real images seen (all processes), 0 = off; excludes ema_decay
     ema_images: float = 0.0
     ema_rampup: float = 0.05  # with ema_images: half-life <= this x images seen so far (StyleGAN2), 0 = off
+    grad_accum: int = 1  # micro-batches per D and per G step (one all-reduce per update), >= 1
 
     def validate(self, prefix: str = "train") -> None:
         _require(self.steps >= 1, f"{prefix}.steps", f"must be >= 1, got {self.steps}")
@@ -298,6 +299,7 @@ class TrainConfig:
             f"(half-life in images, got {self.ema_images}); set the other to 0",
         )
         _require(self.ema_rampup >= 0, f"{prefix}.ema_rampup", f"must be >= 0, got {self.ema_rampup}")
+        _require(self.grad_accum >= 1, f"{prefix}.grad_accum", f"must be >= 1, got {self.grad_accum}")
 
     def n_critic_at(self, g_step: int) -> int:
         """D steps to run before generator step `g_step` (0-based)."""
@@ -520,6 +522,14 @@ class ExperimentConfig:
             "model.pack",
             f"D packs {model.pack} samples, so the per-process batch {local} (data.batch_size / "
             f"{world_size} processes) must be divisible by it; valid: a divisor of {local}",
+        )
+        accum = self.train.grad_accum
+        _require(
+            local % accum == 0 and (local // accum) % model.pack == 0,
+            "train.grad_accum",
+            f"splits the per-process batch {local} (data.batch_size / {world_size} processes) into "
+            f"{accum} micro-batches; valid: a divisor of {local} leaving a multiple of model.pack="
+            f"{model.pack} per micro-batch",
         )
         return self
 

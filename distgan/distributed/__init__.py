@@ -1,7 +1,7 @@
 """distgan.distributed: everything that knows about processes, devices and wrapping.
 
     world.py           the Accelerator, launcher checks and settings, num_machines, StopRequest
-    collectives.py     average_buffers, sum_over_ranks
+    collectives.py     average_buffers, sum_over_ranks, LazyBufferAverage
     backend.py         the Backend interface, build_optimizer, SyncBatchNorm conversion
     ddp.py             AccelerateBackend (one process / DDP)
     zero.py            DeepSpeedBackend (ZeRO-1/2)
@@ -18,7 +18,7 @@ from torch import nn
 
 from distgan.config import ExperimentConfig
 from distgan.distributed.backend import Backend
-from distgan.distributed.collectives import average_buffers, sum_over_ranks
+from distgan.distributed.collectives import LazyBufferAverage, average_buffers, sum_over_ranks
 from distgan.distributed.ddp import AccelerateBackend
 from distgan.distributed.world import (
     DistributedError,
@@ -38,6 +38,7 @@ __all__ = [
     "DistributedError",
     "StopRequest",
     "any_rank",
+    "LazyBufferAverage",
     "average_buffers",
     "build_accelerator",
     "build_backend",

@@ -2,13 +2,15 @@
 
 The trainer only calls: `generator`, `discriminator` (wrapped, for forwards that train),
 `generator_module`, `critic_module` (plain modules: the penalty's input gradients, the frozen D
-of the G step, sampling, export), `optimizers`, `loss_scale()`, `update(name, loss)`,
+of the G step, sampling, export), `optimizers`, `loss_scale()`, `update(name, loss, first, last)`,
+`accumulating(name, last)` (gradient accumulation: forward and backward of one micro-batch),
 `sync_buffers()`, `save_state(dir)`, `load_state(dir)`. `ddp.AccelerateBackend` (one process or
 DDP through accelerate) and `zero.DeepSpeedBackend` (two ZeRO engines) subclass `Backend`.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -56,9 +58,19 @@ class Backend:
         """fp16 loss scale for the penalty's AMP recipe; None without loss scaling."""
         raise NotImplementedError
 
-    def update(self, name: str, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        """ONE backward of `loss`, optional clipping, the optimizer step of 'g' or 'd'."""
+    def update(self, name: str, loss: torch.Tensor, first: bool = True, last: bool = True) -> dict:
+        """ONE backward of `loss`, optional clipping, the optimizer step of 'g' or 'd'.
+
+        With train.grad_accum = M the trainer calls this once per micro-batch with that
+        micro-batch's mean loss: `first` zeroes the gradients, `last` clips and steps; the backend
+        weights each micro-batch by 1/M so the accumulated gradient is the full batch's.
+        """
         raise NotImplementedError
+
+    def accumulating(self, name: str, last: bool):
+        """Context for the forward AND backward of one micro-batch of 'g' or 'd': all but the
+        last skip the gradient all-reduce (DDP's no_sync must see the forward too)."""
+        return nullcontext()
 
     def save_state(self, directory: Path) -> None:
         raise NotImplementedError

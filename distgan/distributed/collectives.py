@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 
@@ -36,3 +38,53 @@ def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(values)
     return values
+
+
+class LazyBufferAverage:
+    """Average BatchNorm running statistics only where something reads them, not every step.
+
+    Why that is the same result: a training-mode BatchNorm forward normalises with the BATCH
+    statistics and only writes its running stats, `rm <- (1 - m) * rm + m * batch_stat` (mean and
+    unbiased variance alike; momentum=None uses m = 1 / num_batches_tracked, equal on all ranks).
+    The update is affine with the same m on every rank, so the average over ranks commutes with
+    it: the average of the ranks' own running stats after N steps equals what averaging after
+    every step gives (up to float rounding), and training itself never reads them.
+
+    Readers (sample grids, evaluation, checkpoints, the end) run inside `averaged()`. Afterwards
+    every rank gets its OWN running stats back, so where a run happened to read (a preemption
+    checkpoint, say) never changes what it computes later: a resumed run continues bitwise, given
+    each rank's own stats, which `averaged()` hands to the checkpoint (`rank_buffers`).
+    """
+
+    def __init__(self, modules: dict[str, torch.nn.Module], average) -> None:
+        self._modules = modules  # {"g": generator, "d": critic}: whose buffers
+        self._average = average  # the collective (backend.sync_buffers)
+        self.collectives = 0
+
+    def _buffers(self) -> dict[str, torch.Tensor]:
+        return {
+            f"{prefix}.{name}": buffer
+            for prefix, module in self._modules.items()
+            for name, buffer in module.named_buffers()
+            if buffer.is_floating_point()
+        }
+
+    @contextmanager
+    def averaged(self, keep: bool = False):
+        """Collective: EVERY rank enters, before any rank reads the buffers. Yields this rank's own
+        buffers (for the checkpoint); restores them on exit unless `keep` (the end of training)."""
+        own = {name: buffer.detach().clone() for name, buffer in self._buffers().items()}
+        self._average()
+        self.collectives += 1
+        try:
+            yield own
+        finally:
+            if not keep:
+                self.restore(own)
+
+    @torch.no_grad()
+    def restore(self, own: dict[str, torch.Tensor]) -> None:
+        """This rank's own running stats back into the modules (after a read, or at resume)."""
+        buffers = self._buffers()
+        for name, value in own.items():
+            buffers[name].copy_(value.to(buffers[name].dtype))

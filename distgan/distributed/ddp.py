@@ -3,6 +3,7 @@ with accelerate's mixed precision. The interface is `backend.Backend`'s."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ class AccelerateBackend(Backend):
     def __init__(self, accelerator, cfg: ExperimentConfig, generator: nn.Module, discriminator: nn.Module):
         self.accelerator = accelerator
         self.grad_clip = cfg.optim.grad_clip
+        self.grad_accum = cfg.train.grad_accum
         generator, discriminator = convert_batchnorm(cfg, generator, discriminator)
         opt_g = build_optimizer(generator.parameters(), cfg.optim.g, cfg.optim.implementation)
         opt_d = build_optimizer(discriminator.parameters(), cfg.optim.d, cfg.optim.implementation)
@@ -46,23 +48,46 @@ class AccelerateBackend(Backend):
         return self._plain["d"]
 
     def loss_scale(self) -> torch.Tensor | None:
-        """fp16 GradScaler scale (for the penalty's AMP recipe); None without loss scaling."""
+        """fp16 GradScaler scale as the DEVICE tensor the scaler keeps (for the penalty's AMP
+        recipe); None without loss scaling. `scaler.get_scale()` would `.item()` it: a host sync on
+        every D step. Before the first scaled loss the scaler has no tensor yet: its initial value."""
         scaler = self.accelerator.scaler
-        return scaler.get_scale() if scaler is not None else None
+        if scaler is None:
+            return None
+        scale = scaler._get_scale_async()
+        return (
+            scale if scale is not None else torch.tensor(scaler.get_scale(), device=self.accelerator.device)
+        )
 
-    def update(self, name: str, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        """zero_grad, ONE backward, optional clipping, optimizer step ('g' or 'd')."""
+    def accumulating(self, name: str, last: bool):
+        """DDP's no_sync on all but the last micro-batch: one all-reduce per optimizer step."""
+        return nullcontext() if last else self.accelerator.no_sync(self.models[name])
+
+    def update(self, name: str, loss: torch.Tensor, first: bool = True, last: bool = True) -> dict:
+        """zero_grad (first micro-batch), ONE backward, then on the last micro-batch optional
+        clipping and the optimizer step ('g' or 'd')."""
         optimizer = self.optimizers[name]
-        optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
+        if first:
+            optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss / self.grad_accum if self.grad_accum > 1 else loss)
+        if not last:
+            return {}
         out = {}
         if self.grad_clip > 0:
             norm = self.accelerator.clip_grad_norm_(self.models[name].parameters(), self.grad_clip)
             out[f"{name}_grad_norm"] = norm
+        scale_before = self._scale_copy()
         optimizer.step()
-        if self.accelerator.scaler is not None:  # fp16: a skipped step (inf/NaN grads) is counted
-            out[f"{name}_skipped_steps"] = torch.tensor(float(optimizer.step_was_skipped))
+        if scale_before is not None:  # fp16: a skipped step (inf/NaN grads) is counted, on the device:
+            # the scaler lowers its scale exactly when it skips (fused and plain optimizers alike)
+            out[f"{name}_skipped_steps"] = (self.accelerator.scaler._get_scale_async() < scale_before).float()
         return out
+
+    def _scale_copy(self) -> torch.Tensor | None:
+        """The scale before a step (the scaler updates its tensor in place); None without fp16."""
+        scaler = self.accelerator.scaler
+        scale = scaler._get_scale_async() if scaler is not None else None
+        return scale.clone() if scale is not None else None
 
     def save_state(self, directory: Path) -> None:
         self.accelerator.save_state(str(directory))

@@ -67,8 +67,8 @@ def deepspeed_config(cfg: ExperimentConfig, world_size: int) -> dict:
     precision = cfg.train.mixed_precision
     ours: dict[str, Any] = {
         "train_batch_size": cfg.data.batch_size,
-        "train_micro_batch_size_per_gpu": cfg.local_batch(world_size),
-        "gradient_accumulation_steps": 1,
+        "train_micro_batch_size_per_gpu": cfg.local_batch(world_size) // cfg.train.grad_accum,
+        "gradient_accumulation_steps": cfg.train.grad_accum,  # DeepSpeed's own boundary handling
         "gradient_clipping": cfg.optim.grad_clip,
         "zero_optimization": {"stage": cfg.distributed.zero_stage},
         "zero_allow_untested_optimizer": True,  # distgan's AdamW (same kernel as under DDP)
@@ -87,7 +87,7 @@ def deepspeed_config(cfg: ExperimentConfig, world_size: int) -> dict:
                 # bf16 is autocast over fp32 weights, never DeepSpeed's bf16 section
                 "bf16.enabled": "train.mixed_precision (bf16 runs as autocast, keep this false)",
                 "fp16.enabled": "train.mixed_precision",
-            }.get(key, "data.batch_size and the number of processes")
+            }.get(key, "data.batch_size, train.grad_accum and the number of processes")
             raise ConfigError(
                 f"distributed.deepspeed_config: {cfg.distributed.deepspeed_config} sets {key}={theirs!r} "
                 f"but distgan derives {_get(ours, key)!r} from {source}; remove the key, set it to "

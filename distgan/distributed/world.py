@@ -14,6 +14,7 @@ A dead or hung rank makes every other rank's next collective fail after distribu
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import time
@@ -108,6 +109,8 @@ def build_accelerator(cfg: ExperimentConfig, log_with: list[str] = (), project_d
         raise ValueError("build_accelerator: apply launcher_overrides(cfg) first")  # a caller's bug
     check_backend_available(cfg)
     on_cpu = not torch.cuda.is_available()
+    if not on_cpu:
+        check_gpus_per_machine(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count())
     # torch >= 2.13 renames broadcast_buffers=False to forward_sync_buffers=False, which accelerate's
     # kwargs handler cannot pass yet; the behaviour we ask for is the same.
     warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
@@ -154,6 +157,17 @@ def check_world(accelerator) -> None:
         )
 
 
+def check_gpus_per_machine(local_processes: int, gpus: int) -> None:
+    """More processes on a machine than GPUs would put two ranks on one GPU (NCCL refuses, or an
+    'invalid device ordinal' deep in accelerate): refuse it first, in words."""
+    if gpus and local_processes > gpus:
+        raise DistributedError(
+            f"the launcher started {local_processes} processes on this machine but {gpus} GPU(s) are "
+            f"visible: one process per GPU; launch with --num_processes {gpus} per machine (or make "
+            f"more GPUs visible with CUDA_VISIBLE_DEVICES)"
+        )
+
+
 def num_machines(world_size: int) -> int:
     """Machines in the world: torchrun / accelerate launch export LOCAL_WORLD_SIZE per machine."""
     return max(1, world_size // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
@@ -165,6 +179,15 @@ def _alone() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1
 
 
+def check_interval(step_s: float, cost_s: float, check_s: float) -> int:
+    """Check points between two stop all-reduces: the fewest that keep the check's cost under
+    STOP_CHECK_BUDGET of the time, but never more than `check_s` seconds' worth."""
+    step_s = max(step_s, 1e-9)
+    cheap_enough = math.ceil(cost_s / (STOP_CHECK_BUDGET * step_s))
+    prompt_enough = max(1, int(check_s / step_s))
+    return max(1, min(cheap_enough, prompt_enough))
+
+
 def any_rank(accelerator, flag: bool) -> bool:
     """True on every rank when `flag` is True on any rank (one all-reduce; a host sync)."""
     if _alone():
@@ -174,21 +197,29 @@ def any_rank(accelerator, flag: bool) -> bool:
     return bool(value.item())
 
 
+STOP_CHECK_BUDGET = 0.005  # the stop-flag all-reduce may cost at most this fraction of the steps
+
+
 class StopRequest:
     """SIGUSR1/SIGTERM/SIGINT on any rank -> one agreed stop; a 2nd SIGINT aborts at once.
 
-    `agreed()` is checked after every G step. Inside a critic phase `poll()` is called after every
-    D step: one process reads its own flag (free). Several
-    processes agree with one all-reduce every `every` D steps, where `every` is re-agreed at each
-    check from the slowest rank's step time, so that checks come about every
-    distributed.stop_check_s seconds: a signal is honoured within about that long even inside a
-    long critic phase, without a collective on every step.
+    `poll()` is called after every D step of a critic phase and `agreed()` after every G step;
+    both count as one check point. One process reads its own flag (free). Several processes agree
+    with one all-reduce every K check points, never on the points in between (no collective the
+    math does not need). K is re-agreed at each all-reduce from values that travel in it (the MAX
+    over ranks, so every rank computes the same K and the ranks' collectives stay matched):
+    - the slowest rank's seconds per check point, so that K points last at most
+      distributed.stop_check_s: a signal is honoured within about that long;
+    - what the previous check cost (all-reduce plus the host sync that reads it), so that K is the
+      smallest count that keeps checking under STOP_CHECK_BUDGET of the time: a signal is honoured
+      as soon as that budget allows, usually within a few steps.
     """
 
     def __init__(self, accelerator, check_s: float) -> None:
         self.accelerator, self.check_s = accelerator, check_s
         self.signal_name: str | None = None
-        self.every, self._since, self._last = 1, 0, time.perf_counter()
+        self.every, self._since, self._last, self._cost = 1, 0, time.perf_counter(), 0.0
+        self.collectives = 0  # all-reduces done so far (tests and the benchmark read it)
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._handle)
 
@@ -204,19 +235,23 @@ class StopRequest:
         self._since += 1
         if self._since < self.every:
             return False
-        now = time.perf_counter()
-        seconds_per_poll = (now - self._last) / self._since
-        self._since, self._last = 0, now
+        began = time.perf_counter()
+        seconds_per_poll = (began - self._last) / self._since
         agreed = torch.tensor(
-            [float(self.signal_name is not None), seconds_per_poll], device=self.accelerator.device
+            [float(self.signal_name is not None), seconds_per_poll, self._cost],
+            device=self.accelerator.device,
         )
-        torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)  # host sync, deliberate
-        self.every = max(1, int(self.check_s / max(float(agreed[1]), 1e-6)))  # the same on every rank
-        return bool(agreed[0] > 0)
+        torch.distributed.all_reduce(agreed, op=torch.distributed.ReduceOp.MAX)
+        stop, step_s, cost_s = agreed.tolist()  # host sync, deliberate: once every `every` points
+        self.collectives += 1
+        self.every = check_interval(step_s, cost_s, self.check_s)  # the same on every rank
+        self._since, self._last = 0, time.perf_counter()
+        self._cost = self._last - began
+        return stop > 0
 
     def agreed(self) -> bool:
-        """Unthrottled check at the end of an iteration (one all-reduce with several processes)."""
-        return any_rank(self.accelerator, self.signal_name is not None)
+        """The check after a G step: the same throttled agreement as `poll()`."""
+        return self.poll()
 
     def restore(self) -> None:
         """After the final checkpoint a late duplicate signal (Slurm and the launcher both forward

@@ -107,14 +107,25 @@ class DeepSpeedBackend(Backend):
         """D's fp16 loss scale (the penalty's AMP recipe); None without loss scaling."""
         if self.precision != "fp16":
             return None
-        return torch.tensor(float(self.engines["d"].optimizer.cur_scale), device=self.accelerator.device)
+        value = float(self.engines["d"].optimizer.cur_scale)  # DeepSpeed keeps it as a Python float
+        if getattr(self, "_scale", (None, None))[0] != value:  # a new device tensor only when it changes
+            self._scale = (value, torch.tensor(value, device=self.accelerator.device))
+        return self._scale[1]
 
-    def update(self, name: str, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-        """ONE engine.backward, then engine.step (clipping, ZeRO reduction, fp16 overflow skip)."""
+    def update(self, name: str, loss: torch.Tensor, first: bool = True, last: bool = True) -> dict:
+        """ONE engine.backward, then engine.step (clipping, ZeRO reduction, fp16 overflow skip).
+
+        Accumulation is DeepSpeed's own (gradient_accumulation_steps = train.grad_accum): the engine
+        divides each micro-batch loss by it and steps only at its boundary, which it counts itself.
+        """
         engine = self.engines[name]
+        if engine.is_gradient_accumulation_boundary() != last:  # its micro-batch count and ours agree
+            raise RuntimeError(f"DeepSpeed's accumulation boundary of {name} is out of step with the loop")
         skipped_before = engine.skipped_steps
         engine.backward(loss)
         engine.step()
+        if not last:
+            return {}
         out = {}
         if self.grad_clip > 0:
             norm = engine.get_global_grad_norm()  # a Python float: ZeRO synced it to clip

@@ -13,15 +13,17 @@ With world size 1 this is the reference; with N processes (or nodes) the weights
     accelerate launch --multi_gpu --num_processes 2 tests/distributed/equivalence_worker.py \
         --sync-batchnorm --out DIR wgan-gp/ddp
 
-A case is OBJECTIVE/BACKEND[/PLANT]: BACKEND is ddp, zero1 or zero2; OBJECTIVE is wgan-gp,
+A case is OBJECTIVE/BACKEND[/PLANT][/accumM]: BACKEND is ddp, zero1 or zero2; OBJECTIVE is wgan-gp,
 nonsaturating, or sngan: the SN-ResNet (32 px, spectral norm on D) with hinge loss, DiffAugment
 (fixed per-sample parameters of the global batch, sliced by rank), lazy R1 (every 2nd D step, so
 the iteration has one D step with and one without it) and the EMA by images (dumped as ema.*,
 updated as the trainer does with the GLOBAL images). PLANT=split_backward plants
 FACTS.md's silent failure `w.backward(retain_graph=True); gp.backward()` (the penalty's gradients
-are then never all-reduced) so the test can show that it is caught.
+are then never all-reduced) so the test can show that it is caught; accumM trains with
+train.grad_accum=M. `--global-batch B` changes the global batch (default 8).
 Writes DIR/<case with / -> __>.rank<R>.safetensors: g.* and d.* parameters and buffers after the
-iteration (metadata: rank, world size, network namespace), and <case>.init.safetensors before it.
+iteration (metadata: rank, world size, network namespace, and under DDP comm_d / comm_g: the
+gradient all-reduces of the iteration, counted by a DDP comm hook), and <case>.init.safetensors.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
 from distgan import augment, trainer
 from distgan.checkpoint import TrainState
@@ -41,6 +44,7 @@ from distgan.distributed import build_accelerator, build_backend
 from distgan.models import build_discriminator, build_generator
 
 GLOBAL_BATCH = 8
+BATCH = {"global": GLOBAL_BATCH}  # --global-batch
 N_CRITIC = 2
 LATENT_DIM = 16
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -64,11 +68,16 @@ SNGAN = [  # SN-ResNet + hinge + DiffAugment + lazy R1 + EMA by images
 ]
 
 
+def grad_accum(case: str) -> int:
+    return next((int(part[5:]) for part in case.split("/")[2:] if part.startswith("accum")), 1)
+
+
 def case_config(case: str, world_size: int, sync_batchnorm: bool = False):
     objective, backend, *_ = case.split("/")
     sngan = objective == "sngan"
     objective = "hinge" if sngan else objective
     overrides = [
+        f"train.grad_accum={grad_accum(case)}",
         "model.arch=dcgan",
         f"model.latent_dim={LATENT_DIM}",
         "model.g_width=8",
@@ -76,7 +85,7 @@ def case_config(case: str, world_size: int, sync_batchnorm: bool = False):
         # GroupNorm(1, C) in the critic: per-sample, so it is exercised without coupling samples
         f"model.d_norm={'layer' if objective == 'wgan-gp' else 'none'}",
         "data.source=embedded",
-        f"data.batch_size={GLOBAL_BATCH}",
+        f"data.batch_size={BATCH['global']}",
         f"objective.loss={objective}",
         f"train.n_critic={N_CRITIC}",
         "optim.d.lr=1e-3",
@@ -108,9 +117,9 @@ def plant(backend, accelerator, kind: str) -> None:
 
     update = backend.update
 
-    def split_update(name, loss):
+    def split_update(name, loss, **micro_batch):
         if name != "d":
-            return update(name, loss)
+            return update(name, loss, **micro_batch)
         backend.optimizers["d"].zero_grad(set_to_none=True)
         accelerator.backward(parts["adversarial"], retain_graph=True)
         accelerator.backward(parts["penalty"])
@@ -144,8 +153,10 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
         )  # EMA starts at G
         save_file(init, str(out_dir / f"{name}.init.safetensors"))
     backend = build_backend(accelerator, cfg, generator, discriminator)
-    if len(case.split("/")) == 3:
-        plant(backend, accelerator, case.split("/")[2])
+    for kind in case.split("/")[2:]:
+        if not kind.startswith("accum"):
+            plant(backend, accelerator, kind)
+    comm = count_gradient_all_reduces(backend)
 
     ema = trainer.build_ema(cfg, backend.generator_module)
 
@@ -179,12 +190,28 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
 
     # Which network namespace ("node") this rank ran in: the 2-node test checks the placement.
     where = {"rank": str(rank), "world_size": str(world), "netns": str(os.stat("/proc/self/ns/net").st_ino)}
+    where.update({f"comm_{k}": str(v) for k, v in comm.items()})
     tensors = weights(backend.generator_module, backend.critic_module)
     if ema is not None:
         tensors.update(
             {f"ema.{k}": v.detach().float().cpu().clone() for k, v in ema.model.state_dict().items()}
         )
     save_file(tensors, str(out_dir / f"{name}.rank{rank}.safetensors"), metadata=where)
+
+
+def count_gradient_all_reduces(backend) -> dict[str, int]:
+    """DDP comm-hook calls (one per gradient bucket all-reduce) of G and D; {} without DDP."""
+    counts: dict[str, int] = {}
+    for name, wrapped in (("g", backend.generator), ("d", backend.discriminator)):
+        if isinstance(wrapped, torch.nn.parallel.DistributedDataParallel):
+            counts[name] = 0
+
+            def counting_hook(state, bucket, name=name):
+                counts[name] += 1
+                return allreduce_hook(state, bucket)
+
+            wrapped.register_comm_hook(None, counting_hook)
+    return counts
 
 
 def weights(generator: torch.nn.Module, critic: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -198,13 +225,15 @@ def weights(generator: torch.nn.Module, critic: torch.nn.Module) -> dict[str, to
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("cases", nargs="+", help="OBJECTIVE/BACKEND[/PLANT]")
+    parser.add_argument("cases", nargs="+", help="OBJECTIVE/BACKEND[/PLANT][/accumM]")
+    parser.add_argument("--global-batch", type=int, default=GLOBAL_BATCH)
     parser.add_argument(
         "--sync-batchnorm",
         action="store_true",
         help="GPU only: G's BatchNorm stays in training mode as SyncBatchNorm (global batch statistics)",
     )
     args = parser.parse_args()
+    BATCH["global"] = args.global_batch
     # Exact fp32 on GPUs too: TF32 convolutions would round differently for different batch splits.
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     accelerator = build_accelerator(case_config("wgan-gp/ddp", 1, args.sync_batchnorm))

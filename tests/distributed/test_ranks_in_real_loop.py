@@ -2,7 +2,10 @@
 
 - every rank ends with identical parameters AND BatchNorm buffers (G and D both use BatchNorm);
 - ranks draw different latent vectors and see different real examples in the same step;
-- during the G step no gradient reaches D, and under DDP D's gradients are not all-reduced.
+- during the G step no gradient reaches D, and under DDP D's gradients are not all-reduced;
+- no collective the math does not need (issue 15): BatchNorm stats are averaged once, before the
+  final checkpoint reads them, and that equals averaging after every step; the stop flag is
+  agreed every K check points, not at each.
 The same run under DeepSpeed ZeRO-2 (engines never broadcast buffers: the loop's sync must).
 Both runs train with ADA, x-flip, lazy R1 and the EMA by images, and ADA's p must be the same on
 both ranks at every log step (r_t is averaged over the ranks by one all-reduce).
@@ -13,6 +16,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from distgan.distributed.world import check_interval
 from tests.launching import TINY_TRAIN, WORKERS, accelerate_launch, cpu_env, run
 
 pytestmark = pytest.mark.slow
@@ -58,9 +62,19 @@ def probe(out, extra, env=None):
     return [torch.load(out / "probe" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 
+_runs: dict = {}
+
+
+def probed(name, tmp_path_factory, extra=(), env=None):
+    """One launch per name for the whole module (several tests read the same run)."""
+    if name not in _runs:
+        _runs[name] = probe(tmp_path_factory.mktemp(name), list(extra), env=env)
+    return _runs[name]
+
+
 @pytest.fixture(scope="module", params=list(BACKENDS))
 def observed(request, tmp_path_factory):
-    return request.param, probe(tmp_path_factory.mktemp(request.param), BACKENDS[request.param])
+    return request.param, probed(request.param, tmp_path_factory, BACKENDS[request.param])
 
 
 def test_parameters_and_batchnorm_buffers_identical_across_ranks(observed):
@@ -120,3 +134,39 @@ def test_both_ranks_hold_the_same_ada_p_at_every_log_step(observed):
     assert logs0 == logs1
     moves = [b - a for a, b in zip([0.5] + [p for _, p in logs0], [p for _, p in logs0], strict=False)]
     assert all(abs(abs(m) - 0.1) < 1e-9 for m in moves), logs0  # p moved at every step
+
+
+def stop_collectives_by_the_rule(values: list[list[float]], check_points: int, check_s: float) -> int:
+    """How many stop all-reduces StopRequest's rule makes over `check_points`, given the values each
+    one agreed (K = check_interval of them: timing-dependent, so recomputed, not hard-coded)."""
+    point, made = 1, 0
+    while point <= check_points:
+        assert made < len(values), f"a stop check was due at check point {point} but none happened"
+        _, step_s, cost_s = values[made]
+        made, point = made + 1, point + check_interval(step_s, cost_s, check_s)
+    return made
+
+
+def test_batchnorm_averaged_only_when_read_and_stop_flag_not_every_step(observed):
+    for record in observed[1]:
+        # 3 steps, nothing reads the buffers before the final checkpoint: one average, not 3.
+        assert record["all_reduces"].get("buffers", 0) == 1, record["all_reduces"]
+        # 5 check points (D step 1 of 3 iterations, G steps 1 and 2): a collective only where K says.
+        values = record["stop_values"]
+        assert all(len(v) == 3 for v in values), values  # every stop collective is the throttled one
+        assert record["all_reduces"]["stop"] == stop_collectives_by_the_rule(values, 5, 10.0), values
+
+
+def test_lazy_batchnorm_average_equals_averaging_every_step(tmp_path_factory):
+    """Running stats are affine in their previous value with the same momentum on every rank, and
+    training-mode forwards never read them: averaging once at the end == averaging every step."""
+    lazy, _ = probed("ddp", tmp_path_factory, BACKENDS["ddp"])
+    every_step, _ = probed("ddp_every_step", tmp_path_factory, env=cpu_env(PROBE_SYNC_EVERY_STEP="1"))
+    assert every_step["all_reduces"]["buffers"] >= STEPS  # the reference did average every step
+    buffers = [k for k in lazy["state"] if "running_" in k]
+    assert buffers
+    for key, value in lazy["state"].items():
+        if key in buffers:
+            torch.testing.assert_close(value, every_step["state"][key], rtol=1e-5, atol=1e-6)
+        else:  # weights and num_batches_tracked: bitwise, training never read the running stats
+            assert torch.equal(value, every_step["state"][key]), key

@@ -12,6 +12,9 @@ DIR/rank<R>.pt with:
   grad_hooks[model][phase]   gradients accumulated into the model's parameters
   d_grad_unchanged       per G step: D's .grad tensors identical before and after it
   logs                   (step, scalars) of every log step, as this rank computed them
+  all_reduces[who]       torch.distributed.all_reduce calls by who asked: "stop" (StopRequest),
+                         "buffers" (the BatchNorm average), else the calling function's name
+  stop_values            per stop-flag all-reduce, the agreed [flag, seconds per check point, cost]
   state                  final g.* and d.* parameters and buffers
 """
 
@@ -35,9 +38,35 @@ record: dict = {
     "grad_hooks": {"g": defaultdict(int), "d": defaultdict(int)},
     "d_grad_unchanged": [],
     "logs": [],
+    "all_reduces": defaultdict(int),
+    "stop_values": [],
 }
 phase = {"now": "setup"}
 captured = {}
+
+
+def count_all_reduces() -> None:
+    """Tag every torch.distributed.all_reduce with the loop concern that asked for it."""
+    all_reduce = torch.distributed.all_reduce
+
+    def counted(*args, **kwargs):
+        frame, who = sys._getframe(1), sys._getframe(1).f_code.co_name
+        while frame is not None:
+            name = frame.f_code.co_qualname
+            if name.startswith("StopRequest."):
+                who = "stop"
+                break
+            if name == "average_buffers":
+                who = "buffers"
+                break
+            frame = frame.f_back
+        record["all_reduces"][who] += 1
+        out = all_reduce(*args, **kwargs)
+        if who == "stop":  # the agreed values: the test recomputes K from them
+            record["stop_values"].append(args[0].tolist())
+        return out
+
+    torch.distributed.all_reduce = counted
 
 
 def instrument(backend) -> None:
@@ -83,6 +112,8 @@ def main() -> int:
         ]
 
     def after_g_step(backend) -> None:
+        if os.environ.get("PROBE_SYNC_EVERY_STEP"):  # the reference: BatchNorm averaged every step
+            backend.sync_buffers()
         after = [p.grad for p in backend.critic_module.parameters()]
         record["d_grad_unchanged"].append(
             all(
@@ -99,6 +130,7 @@ def main() -> int:
         after_g_step=after_g_step,
         on_log=lambda step, scalars: record["logs"].append((step, dict(scalars))),
     )
+    count_all_reduces()
     code = train_cli.main(argv, hooks=hooks)
     backend = captured["backend"]
     record["state"] = {
@@ -108,6 +140,7 @@ def main() -> int:
     }
     record["comm_calls"] = {k: dict(v) for k, v in record["comm_calls"].items()}
     record["grad_hooks"] = {k: dict(v) for k, v in record["grad_hooks"].items()}
+    record["all_reduces"] = dict(record["all_reduces"])
     out.mkdir(parents=True, exist_ok=True)
     rank = int(os.environ.get("RANK", "0"))
     torch.save(record, out / f"rank{rank}.pt")
