@@ -161,7 +161,9 @@ def test_lazy_batchnorm_average_equals_averaging_every_step(tmp_path_factory):
     """Running stats are affine in their previous value with the same momentum on every rank, and
     training-mode forwards never read them: averaging once at the end == averaging every step."""
     lazy, _ = probed("ddp", tmp_path_factory, BACKENDS["ddp"])
-    every_step, _ = probed("ddp_every_step", tmp_path_factory, env=cpu_env(PROBE_SYNC_EVERY_STEP="1"))
+    every_step, _ = probed(
+        "ddp_every_step", tmp_path_factory, BACKENDS["ddp"], env=cpu_env(PROBE_SYNC_EVERY_STEP="1")
+    )
     assert every_step["all_reduces"]["buffers"] >= STEPS  # the reference did average every step
     buffers = [k for k in lazy["state"] if "running_" in k]
     assert buffers
