@@ -3,10 +3,11 @@
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 \
         tests/distributed/spectral_probe.py --probe-out DIR --config FILE KEY=VALUE ...
 
-Everything after --probe-out DIR goes to `distgan.train.main` unchanged. The loop's once-per-iteration
-`backend.sync_buffers()` (the average of every floating-point buffer) is wrapped so that each rank
-records G's and D's power-iteration vectors (`..._u`, `..._v`) just BEFORE and just AFTER it; at the
-end each rank writes DIR/rank<R>.pt with {"before": [...], "after": [...], "state": {...}}.
+Everything after --probe-out DIR goes to `distgan.train.main` unchanged. Each rank records G's and
+D's power-iteration vectors (`..._u`, `..._v`) after every G step ("steps"), and just BEFORE and just
+AFTER every `backend.sync_buffers()` (the average of every floating-point buffer, which the loop runs
+only where something reads the buffers: "syncs", with the G step it followed); at the end each rank
+writes DIR/rank<R>.pt with {"steps": [...], "syncs": [...], "state": {...}}.
 SN_PROBE_PLANT_DESYNC=1 (a sensitivity check by hand): rank 1 starts from different u, v vectors and
 the average is skipped, so the ranks' buffers must then differ.
 """
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from distgan import train as train_cli
 from distgan.trainer import TrainHooks
 
-record: dict = {"before": [], "after": []}
+record: dict = {"steps": [], "syncs": []}
 captured: dict = {}
 
 
@@ -47,19 +48,24 @@ def instrument(backend) -> None:
     original = backend.sync_buffers
 
     def observed_sync() -> None:
-        record["before"].append(power_iteration_buffers(backend))
+        before = power_iteration_buffers(backend)
         if not os.environ.get("SN_PROBE_PLANT_DESYNC"):
             original()
-        record["after"].append(power_iteration_buffers(backend))
+        after = power_iteration_buffers(backend)
+        record["syncs"].append({"step": len(record["steps"]), "before": before, "after": after})
 
     backend.sync_buffers = observed_sync
+
+
+def after_g_step(backend) -> None:
+    record["steps"].append(power_iteration_buffers(backend))
 
 
 def main() -> int:
     argv = sys.argv[1:]
     out = Path(argv[argv.index("--probe-out") + 1])
     del argv[argv.index("--probe-out") : argv.index("--probe-out") + 2]
-    code = train_cli.main(argv, hooks=TrainHooks(on_backend=instrument))
+    code = train_cli.main(argv, hooks=TrainHooks(on_backend=instrument, after_g_step=after_g_step))
     backend = captured["backend"]
     record["state"] = {
         f"{prefix}.{k}": v.detach().clone()

@@ -61,17 +61,24 @@ def differing(a: dict, b: dict) -> list[str]:
 
 def test_power_iteration_buffers_identical_on_both_ranks_at_every_step(observed):
     _, (rank0, rank1) = observed
-    assert len(rank0["before"]) == len(rank1["before"]) == STEPS
-    names = list(rank0["before"][0])
+    assert len(rank0["steps"]) == len(rank1["steps"]) == STEPS
+    names = list(rank0["steps"][0])
     assert any(n.startswith("d.") for n in names) and any(n.startswith("g.") for n in names)
-    for step, (b0, b1, a0, a1) in enumerate(
-        zip(rank0["before"], rank1["before"], rank0["after"], rank1["after"], strict=True), start=1
-    ):
-        assert differing(b0, b1) == [], f"step {step}: ranks differ BEFORE the buffer average"
-        assert differing(a0, a1) == [], f"step {step}: ranks differ after the buffer average"
-        assert differing(b0, a0) == [], f"step {step}: averaging identical vectors changed them"
+    for step, (s0, s1) in enumerate(zip(rank0["steps"], rank1["steps"], strict=True), start=1):
+        assert differing(s0, s1) == [], f"step {step}: ranks differ (no buffer average in between)"
+    # the buffer average runs where something reads (checkpoint at step 2, the end): a no-op here
+    assert [sync["step"] for sync in rank0["syncs"]] == [SAVED_AT, STEPS]
+    for sync0, sync1 in zip(rank0["syncs"], rank1["syncs"], strict=True):
+        step = sync0["step"]
+        assert differing(sync0["before"], sync1["before"]) == [], (
+            f"step {step}: ranks differ BEFORE the average"
+        )
+        assert differing(sync0["after"], sync1["after"]) == [], f"step {step}: ranks differ after the average"
+        assert differing(sync0["before"], sync0["after"]) == [], (
+            f"step {step}: averaging identical vectors changed them"
+        )
     # the vectors do move (a power-iteration step in every training forward): not a vacuous check
-    first, last = rank0["before"][0], rank0["before"][-1]
+    first, last = rank0["steps"][0], rank0["steps"][-1]
     assert len(differing(first, last)) > len(first) // 2
 
 
@@ -83,7 +90,7 @@ def test_final_weights_and_all_buffers_identical_on_both_ranks(observed):
 def test_checkpoint_holds_the_buffers_every_rank_had(observed):
     out, (rank0, _) = observed
     checkpoint = out / "run" / "checkpoints" / f"step_{SAVED_AT:07d}"
-    live = rank0["after"][SAVED_AT - 1]  # sync_buffers runs before the checkpoint of the same step
+    (live,) = [sync["after"] for sync in rank0["syncs"] if sync["step"] == SAVED_AT]  # averaged for it
     for file, prefix in (("discriminator.safetensors", "d."), ("state/model_1.safetensors", "d."),
                          ("generator.safetensors", "g."), ("state/model.safetensors", "g.")):  # fmt: skip
         saved = load_file(str(checkpoint / file))
