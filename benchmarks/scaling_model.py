@@ -15,10 +15,9 @@ latency, ring bandwidth: NCCL's two regimes), buckets: DDP's 25 MB gradient buck
 T_c = model FLOPs per iteration / (MFU * peak). Inputs that no GPU has measured yet are marked
 ASSUMED; `python -m distgan.bench gpu` measures T_c and MFU the day a GPU is lent.
 
-DCGAN-64 is counted from configs/celeba_wgan.yaml. The ResNet-128 row is an ESTIMATE from the
-SNGAN/BigGAN 128 px architecture (G: 4x4 -> 128 px in five up-blocks, channels 1024..64; D: five
-down-blocks 64..1024 and one more at 1024; two 3x3 convolutions and a 1x1 shortcut per block), not
-from distgan's own ResNet, which was being written at the same time.
+Both rows are counted from distgan's shipped configs: DCGAN-64 from configs/celeba_wgan.yaml
+(WGAN-GP, n_critic 5) and ResNet-128 from configs/celeba_resnet_128.yaml (SN-ResNet with
+self-attention at 64 px, hinge, n_critic 2; DiffAugment's cost is negligible next to the networks).
 """
 
 from __future__ import annotations
@@ -47,44 +46,6 @@ MEASURED_HERE = {  # benchmarks/results/cpu2_quickstart.json: 2 CPU processes, g
     "small all-reduce (stop flag)": "0.38 ms",
     "quickstart gradients (G + D, 1 D step)": "3.4 ms",
 }
-
-
-class Block(nn.Module):
-    """SNGAN/BigGAN residual block: two 3x3 convolutions, a 1x1 shortcut, up- or down-sampling."""
-
-    def __init__(self, cin: int, cout: int, up: bool) -> None:
-        super().__init__()
-        self.up = up
-        self.c1, self.c2 = nn.Conv2d(cin, cout, 3, padding=1), nn.Conv2d(cout, cout, 3, padding=1)
-        self.skip = nn.Conv2d(cin, cout, 1)
-        self.n1, self.n2 = (
-            (nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)) if up else (nn.Identity(), nn.Identity())
-        )
-
-    def forward(self, x):
-        resize = (lambda t: nn.functional.interpolate(t, scale_factor=2)) if self.up else (lambda t: t)
-        h = self.c2(torch.relu(self.n2(self.c1(resize(torch.relu(self.n1(x)))))))
-        s = self.skip(resize(x))
-        if not self.up:
-            h, s = nn.functional.avg_pool2d(h, 2), nn.functional.avg_pool2d(s, 2)
-        return h + s
-
-
-def resnet128(ch: int = 64) -> tuple[nn.Module, nn.Module]:
-    widths_g = [16, 16, 8, 4, 2, 1]
-    g = nn.Sequential(
-        nn.Linear(128, 4 * 4 * widths_g[0] * ch),
-        nn.Unflatten(1, (widths_g[0] * ch, 4, 4)),
-        *[Block(a * ch, b * ch, up=True) for a, b in zip(widths_g, widths_g[1:], strict=False)],
-        nn.BatchNorm2d(ch), nn.ReLU(), nn.Conv2d(ch, 3, 3, padding=1), nn.Tanh(),
-    )  # fmt: skip
-    widths_d = [1, 2, 4, 8, 16]
-    d = nn.Sequential(
-        nn.Conv2d(3, ch, 3, padding=1),
-        *[Block(a * ch, b * ch, up=False) for a, b in zip(widths_d, widths_d[1:], strict=False)],
-        Block(16 * ch, 16 * ch, up=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16 * ch, 1),
-    )  # fmt: skip
-    return g, d
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
@@ -118,16 +79,17 @@ def models() -> dict[str, dict]:
         "penalty": True,
         "note": "configs/celeba_wgan.yaml: WGAN-GP, n_critic 5",
     }
-    rg, rd = resnet128()
-    rg.eval()
+    rcfg = load_config("configs/celeba_resnet_128.yaml", ["data.source=embedded"])
+    rg, rd = build_generator(rcfg), build_discriminator(rcfg)
+    rg.eval()  # one-sample forward: BatchNorm in eval mode (the FLOPs are the same)
     resnet = {
         "g": rg,
         "d": rd,
-        "g_fwd": forward_flops(rg, torch.randn(1, 128)),
+        "g_fwd": forward_flops(rg, torch.randn(1, rcfg.model.latent_dim)),
         "d_fwd": forward_flops(rd, torch.randn(1, 3, 128, 128)),
-        "n_critic": 1,
+        "n_critic": rcfg.train.n_critic,
         "penalty": False,
-        "note": "ESTIMATE: SNGAN/BigGAN-style 128 px, ch 64, hinge, n_critic 1 (ASSUMED)",
+        "note": "configs/celeba_resnet_128.yaml: SN-ResNet + attention, hinge, n_critic 2",
     }
     return {"DCGAN-64": dcgan, "ResNet-128": resnet}
 
