@@ -83,7 +83,8 @@ def d_step(
 
     `latent`, the penalty's `alpha` and the (real, fake) `augment_params` are drawn here unless
     given (equivalence tests fix them); real and fake get independent augmentations. The penalty
-    sees the critic through the real batch's augmentation: R1 is the gradient of D(T(x)) w.r.t. x.
+    sees the critic through the real batch's augmentation: R1 is the gradient of D(T(x)) w.r.t. x
+    (WGAN-GP: the interpolates of the un-augmented batches, seen through the real's T).
     """
     real = batch.images
     labels = batch.labels if cfg.model.num_classes > 0 else None  # unconditional: ignore labels
