@@ -105,7 +105,8 @@ def critic_losses(
 ) -> dict[str, torch.Tensor]:
     """D's losses on one (micro-)batch of real images and fakes made from `latent`, each seen
     through its own augmentation. The penalty sees the critic through the real batch's
-    augmentation: R1 is the gradient of D(T(x)) w.r.t. x."""
+    augmentation: R1 is the gradient of D(T(x)) w.r.t. x (WGAN-GP: the interpolates of the
+    un-augmented batches, seen through the real's T)."""
     with torch.no_grad():
         fake = backend.generator(latent, labels)
     fake = fake.to(real.dtype)
