@@ -149,6 +149,30 @@ def deepspeed_overrides(cfg: ExperimentConfig, env: Mapping[str, str] | None = N
     return out
 
 
+def dynamo_overrides(cfg: ExperimentConfig, env: Mapping[str, str] | None = None) -> list[str]:
+    """`--dynamo_backend inductor` (or `dynamo_config` in the accelerate config) is distgan's
+    `train.compile=true`: distgan compiles G and D itself and keeps the gradient penalty's double
+    backward uncompiled, which accelerate's own compile in prepare() would not. Other backends and
+    non-default dynamo options are refused rather than dropped."""
+    env = os.environ if env is None else env
+    backend = env.get("ACCELERATE_DYNAMO_BACKEND", "no").strip().lower()
+    if backend in ("", "no", "none"):
+        return []
+    if backend != "inductor":
+        raise ConfigError(
+            f"accelerate launch asks for torch.compile with the {backend!r} dynamo backend "
+            f"(--dynamo_backend or dynamo_config in the accelerate config); distgan compiles with "
+            f"inductor only: use --dynamo_backend inductor, or train.compile=true in the distgan config"
+        )
+    mode = env.get("ACCELERATE_DYNAMO_MODE", "default").strip().lower()
+    if mode not in ("", "default", "none"):
+        raise ConfigError(
+            f"accelerate launch asks for dynamo mode {mode!r} (--dynamo_mode); distgan compiles with "
+            f"torch.compile's default mode: remove --dynamo_mode"
+        )
+    return [] if cfg.train.compile else ["train.compile=true"]
+
+
 def default_overrides(cfg: ExperimentConfig) -> list[str]:
     """Overrides that turn the `auto` / null fields the launcher left open into concrete values, so that
     config.yaml and meta.json say what ran: backend ddp; ZeRO stage from the DeepSpeed JSON, else 2."""

@@ -26,11 +26,12 @@ import torch
 
 from distgan.config import ConfigError, ExperimentConfig, override
 from distgan.distributed.deepspeed_json import deepspeed_config
-from distgan.distributed.launcher import deepspeed_overrides, default_overrides
+from distgan.distributed.launcher import deepspeed_overrides, default_overrides, dynamo_overrides
 from distgan.errors import UserError
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
-LAUNCHER_PLUGIN_VARS = ("ACCELERATE_USE_DEEPSPEED",)  # consumed by launcher.deepspeed_overrides
+# Consumed by launcher.deepspeed_overrides / dynamo_overrides; hidden while the Accelerator is built.
+LAUNCHER_PLUGIN_VARS = ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_DYNAMO_BACKEND")
 
 
 class DistributedError(UserError, RuntimeError):
@@ -49,11 +50,12 @@ def launcher_overrides(cfg: ExperimentConfig) -> list[str]:
     `--mixed_precision bf16` exports ACCELERATE_MIXED_PRECISION; the Accelerator built from the
     config would silently override it. A config that says 'no' adopts the launcher's choice (and the
     run directory's config.yaml records it); two different non-'no' choices are a ConfigError.
-    Distributed type (DeepSpeed, FSDP, accumulation, ...): `launcher.deepspeed_overrides`.
+    Distributed type (DeepSpeed, FSDP, accumulation, ...): `launcher.deepspeed_overrides`; the
+    launcher's torch.compile request (`--dynamo_backend inductor`): `launcher.dynamo_overrides`.
     """
     launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     ours = cfg.train.mixed_precision
-    distributed = deepspeed_overrides(cfg)
+    distributed = deepspeed_overrides(cfg) + dynamo_overrides(cfg)
     if launcher in ("no", ours):
         return distributed
     if ours == "no" and launcher in ("bf16", "fp16"):
@@ -138,7 +140,9 @@ def _launcher_plugins_taken_over():
     """Hide the launcher's DeepSpeed switch while the Accelerator is built: the request is already in
     the config (distributed.backend=deepspeed), and distgan's DeepSpeed backend builds raw engines over
     a plain process group (zero.py). Seen, accelerate would build its own DeepSpeed plugin and process
-    group (FACTS.md: on CPU with a wrong world size), a different path from --multi_gpu's."""
+    group (FACTS.md: on CPU with a wrong world size), a different path from --multi_gpu's. The dynamo
+    backend likewise: distgan compiles (train.compile) itself; accelerate would compile again in
+    prepare(), penalty included."""
     saved = {name: os.environ.pop(name) for name in LAUNCHER_PLUGIN_VARS if name in os.environ}
     try:
         yield

@@ -18,7 +18,7 @@ import pytest
 
 from distgan.config import ConfigError, load_config, override
 from distgan.distributed import build_accelerator, complete_from_launcher
-from distgan.distributed.launcher import deepspeed_overrides, default_overrides
+from distgan.distributed.launcher import deepspeed_overrides, default_overrides, dynamo_overrides
 from tests.launching import TINY_TRAIN, cpu_env, free_port, run
 
 DS = {"ACCELERATE_USE_DEEPSPEED": "true"}
@@ -234,10 +234,43 @@ def test_accelerator_is_built_without_the_launchers_deepspeed_switch(monkeypatch
         def __init__(self, **kwargs):
             seen["use_deepspeed"] = os.environ.get("ACCELERATE_USE_DEEPSPEED")
             seen["stage"] = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")
+            seen["dynamo"] = os.environ.get("ACCELERATE_DYNAMO_BACKEND")
 
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "INDUCTOR")
     monkeypatch.setattr("accelerate.Accelerator", RecordingAccelerator)
     build_accelerator(complete_from_launcher(cfg()))
-    assert seen == {"use_deepspeed": None, "stage": "2"}
+    assert seen == {"use_deepspeed": None, "stage": "2", "dynamo": None}
     assert os.environ["ACCELERATE_USE_DEEPSPEED"] == "true"  # given back for anything after
+
+
+# ------------------------------------------------------------------ torch.compile from the launcher
+
+
+def test_dynamo_backend_inductor_is_distgans_train_compile():
+    inductor = {"ACCELERATE_DYNAMO_BACKEND": "INDUCTOR", "ACCELERATE_DYNAMO_MODE": "default"}
+    assert dynamo_overrides(cfg(), inductor) == ["train.compile=true"]
+    assert dynamo_overrides(cfg("train.compile=true"), inductor) == []  # already agrees
+    assert dynamo_overrides(cfg(), {"ACCELERATE_DYNAMO_BACKEND": "NO"}) == []  # the launcher's default
+    assert dynamo_overrides(cfg(), {}) == []
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"ACCELERATE_DYNAMO_BACKEND": "AOT_EAGER"}, "'aot_eager' dynamo backend"),
+        (
+            {"ACCELERATE_DYNAMO_BACKEND": "INDUCTOR", "ACCELERATE_DYNAMO_MODE": "max-autotune"},
+            "--dynamo_mode",
+        ),
+    ],
+)
+def test_other_dynamo_settings_are_refused_not_dropped(env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        dynamo_overrides(cfg(), env)
+
+
+def test_complete_from_launcher_adopts_the_dynamo_backend(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "INDUCTOR")
+    assert complete_from_launcher(cfg()).train.compile is True
