@@ -57,7 +57,9 @@ def refuse_unsupported(env: Mapping[str, str]) -> None:
             f"accelerate launch asks for gradient accumulation over {steps} steps "
             f"(--gradient_accumulation_steps or gradient_accumulation_steps in the accelerate config); "
             f"accelerate's accumulation does not know a GAN's D and G phases: remove it from the launcher "
-            f"and set train.grad_accum={steps.strip()} in the distgan config"
+            f"and set train.grad_accum={steps.strip()} in the distgan config (it splits data.batch_size, the "
+            f"global batch, into micro-batches; multiply data.batch_size by {steps.strip()} to keep "
+            f"accelerate's meaning)"
         )
 
 
