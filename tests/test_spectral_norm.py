@@ -16,16 +16,19 @@ from distgan.config import load_config
 from distgan.generation import load_generator
 from distgan.trainer import TrainHooks, train
 
-RESNET = [
+SN_RESNET = [  # a tiny SN-ResNet (spectral norm on G and D) with hinge loss; also the rank test's
     "model.arch=resnet",
     "model.d_dropout=0",
     "model.spectral_norm=both",
     "model.g_width=4",
     "model.d_width=4",
     "data.resolution=32",
-    "data.batch_size=8",
     "objective.loss=hinge",
     "objective.real_label=1.0",
+]
+RESNET = [
+    *SN_RESNET,
+    "data.batch_size=8",
     # Large steps move the raw weights' largest singular value far from 1 within a few steps:
     # only the normalisation keeps the weights D's forward uses at 1.
     "optim.d.lr=0.02",

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from distgan.metrics.errors import MetricsError
 from distgan.metrics.fidelity_inception import FidelityInceptionExtractor
+from distgan.metrics.images import as_8bit_rgb
 from distgan.metrics.mnist_classifier import FEATURE_DIM, IMAGE_SIZE, NUM_CLASSES, load_mnist_classifier
 
 INCEPTION_HINT = (
@@ -103,12 +104,7 @@ class InceptionExtractor:
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise MetricsError(f"inception extractor needs images (N, 1|3, H, W), got shape {tuple(x.shape)}")
-        # The FID network expects 8-bit RGB, as if the samples had been saved as PNG files.
-        images = ((x.float() + 1) * 127.5).round().clamp(0, 255).to(self.device, torch.uint8)
-        if images.shape[1] == 1:
-            images = images.repeat(1, 3, 1, 1)
+        images = as_8bit_rgb(x, self.device)
         features = self.model(images, return_features=True)
         # Class probabilities for the Inception Score, without the output bias (as the original IS code).
         probs = self.model(images, no_output_bias=True).float() if self.probabilities else None

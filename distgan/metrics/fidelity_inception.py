@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from distgan.metrics.errors import MetricsError
+from distgan.metrics.images import as_8bit_rgb
 
 # torch-fidelity's release asset (torch_fidelity.feature_extractor_inceptionv3.URL_INCEPTION_V3).
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
@@ -101,11 +102,7 @@ class FidelityInceptionExtractor:
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise MetricsError(f"inception extractor needs images (N, 1|3, H, W), got shape {tuple(x.shape)}")
-        images = ((x.float() + 1) * 127.5).round().clamp(0, 255).to(self.device, torch.uint8)
-        if images.shape[1] == 1:
-            images = images.repeat(1, 3, 1, 1)
+        images = as_8bit_rgb(x, self.device)
         features, logits = self.model(images)
         probs = torch.softmax(logits.double(), dim=1).float() if self.probabilities else None
         return features.reshape(features.shape[0], -1).float(), probs

@@ -14,19 +14,13 @@ import torch
 from safetensors.torch import load_file
 
 from tests.launching import TINY_TRAIN, WORKERS, accelerate_launch, run
+from tests.test_spectral_norm import SN_RESNET
 
 pytestmark = pytest.mark.slow
 PROBE = str(WORKERS / "spectral_probe.py")
 STEPS, SAVED_AT = 3, 2
 RESNET = [
-    "model.arch=resnet",
-    "model.d_dropout=0",
-    "model.spectral_norm=both",
-    "model.g_width=4",
-    "model.d_width=4",
-    "data.resolution=32",
-    "objective.loss=hinge",
-    "objective.real_label=1.0",
+    *SN_RESNET,
     "objective.r1_weight=1.0",  # the penalty's extra D forward (unwrapped module) updates u, v too
     "train.ema_decay=0.9",
     "train.n_critic=2",
