@@ -219,3 +219,35 @@ def test_bad_augment_values_name_the_key(override, key):
 def test_augmenting_toy_points_is_refused():
     with pytest.raises(ConfigError, match=r"^augment.policy: .*toy"):
         load_config("configs/toy_ring.yaml", ["augment.policy=diffaugment"])
+
+
+def test_each_micro_batch_sees_its_own_rows_of_the_batch_augmentation():
+    """train.grad_accum splits one batch-level draw: micro-batch i gets rows i*m..(i+1)*m of it, so
+    D sees exactly what it sees without accumulation."""
+    x, latent = images(n=4, c=1, side=28), torch.arange(4.0)[:, None].repeat(1, 4)
+
+    def generator(z, labels):  # fakes that depend on their latents only
+        return (z[:, :1, None, None] / 4).expand(-1, 1, 28, 28)
+
+    seen = {}
+    for accum in (1, 2):
+        cfg = load_config(
+            None,
+            [
+                "augment.policy=diffaugment",
+                "model.latent_dim=4",
+                "data.resolution=28",
+                f"train.grad_accum={accum}",
+            ],
+        )
+        params = tuple(
+            augment.draw(cfg.augment, 4, 28, 1.0, "cpu", torch.Generator().manual_seed(s)) for s in (1, 2)
+        )
+        backend = stub_backend(None)
+        backend.generator = generator
+        trainer.d_step(backend, cfg, Batch(x, None), latent=latent, augment_params=params)
+        halves = [inputs.chunk(2) for inputs in backend.critic_module.inputs]
+        seen[accum] = [torch.cat([h[k] for h in halves]) for k in (0, 1)]  # (reals, fakes) in batch order
+    assert len(halves) == 2
+    for whole, split in zip(seen[1], seen[2], strict=True):
+        assert torch.equal(whole, split)
