@@ -17,6 +17,13 @@ SAMPLES_SEED = 0  # the grid in the card is generator.sample(N, seed=SAMPLES_SEE
 SAMPLES_NUM = 64
 
 
+def latent_description(model) -> str:
+    plain = f"{model.latent_dim}-d standard normal"
+    if not model.latent_components:
+        return plain
+    return f"{plain}, mapped inside G to a mixture of {model.latent_components} Gaussians (std {model.latent_component_std})"
+
+
 def _data_description(cfg: ExperimentConfig) -> str:
     data = cfg.data
     if data.source == "embedded":
@@ -78,7 +85,7 @@ def render(
     versions = meta.get("versions", {})
     architecture = [
         ("family", f"`{model.arch}`"),
-        ("latent", f"{model.latent_dim}-d standard normal"),
+        ("latent", latent_description(model)),
         ("classes", model.num_classes if conditional else "unconditional"),
         ("sample shape", f"{shape} ({'points' if cfg.data.is_toy else 'C x H x W, values in [-1, 1]'})"),
         ("width (G)", model.g_width),

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         latent = chunked_latents(generator, args.num, args.seed, args.batch)
         labels = torch.arange(args.num) % max(generator.num_classes, 1)
     labels = labels if generator.is_conditional else None
-    samples = generate(generator, truncate(latent, args.truncation), labels, args.batch)
+    samples = generate(generator, truncate(generator, latent, args.truncation), labels, args.batch)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     written = [out]

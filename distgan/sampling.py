@@ -13,13 +13,14 @@ import torch
 SEED_STRIDE = 100_003  # chunk i of a request with seed s draws its latents from s * SEED_STRIDE + i
 
 
-def truncate(latent: torch.Tensor, psi: float) -> torch.Tensor:
-    """The truncation trick in latent space: pull every latent toward the mean (0) by `psi`.
+def truncate(generator, latent: torch.Tensor, psi: float) -> torch.Tensor:
+    """The truncation trick in latent space: pull every latent toward the typical latent by `psi`.
 
     psi = 1 leaves the latents alone; psi < 1 trades variety for typical, cleaner samples (Brock et
-    al. 2019, Karras et al. 2019); psi = 0 gives the mean latent's single sample.
+    al. 2019, Karras et al. 2019). For a plain N(0, I) latent that is the mean 0 (psi = 0 gives the
+    mean latent's single sample); a mixture latent shrinks toward each component's centre instead.
     """
-    return latent * psi
+    return generator.truncate(latent, psi)
 
 
 def chunked_latents(generator, n: int, seed: int, batch: int) -> torch.Tensor:

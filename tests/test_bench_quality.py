@@ -12,7 +12,8 @@ TINY = ["model.g_width=4", "model.d_width=4", "data.batch_size=16", "train.steps
 
 def test_quality_benchmark_trains_each_seed_and_writes_json_and_scatter(tmp_path, fresh_accelerate, capsys):
     out = tmp_path / "q.json"
-    assert main(["quality", "--recipes", "toy_ring", "--seeds", "2", "--out", str(out), *TINY]) == 0
+    args = ["quality", "--recipes", "toy_ring", "--seeds", "2", "--truncation", "0.5", "--out", str(out)]
+    assert main([*args, *TINY]) == 0
     result = json.loads(out.read_text())["recipes"]["toy_ring"]
     assert [r["seed"] for r in result["seeds"]] == [0, 1]
     for key in ("modes_captured", "high_quality_fraction", "reverse_kl", "wall_s"):
@@ -21,6 +22,8 @@ def test_quality_benchmark_trains_each_seed_and_writes_json_and_scatter(tmp_path
         assert stats["min"] == min(values) and stats["max"] == max(values)
         assert stats["min"] <= stats["median"] <= stats["max"]
     assert result["seeds"][0]["num_modes"] == 8
+    assert result["seeds"][0]["truncated_num_modes"] == 8  # the same latents scored truncated, too
+    assert json.loads(out.read_text())["environment"]["truncation"] == 0.5
     picture = np.asarray(Image.open(tmp_path / "q_toy_ring.png").convert("RGB"))
     assert picture.shape == (512, 512, 3)
     assert (picture == (220, 30, 30)).all(-1).any()  # the modes' 3-std circles
@@ -32,3 +35,36 @@ def test_quality_benchmark_rejects_an_unknown_recipe_before_training(tmp_path, c
     assert main(["quality", "--recipes", "no_such_recipe", "--out", str(tmp_path / "q.json")]) == 2
     assert "no_such_recipe" in capsys.readouterr().err
     assert not (tmp_path / "q.json").exists()
+    args = [
+        "quality",
+        "--recipes",
+        "toy_ring,quickstart",
+        "--truncation",
+        "0.7",
+        "--out",
+        str(tmp_path / "q.json"),
+    ]
+    assert main(args) == 2
+    assert "--truncation: quickstart is an image recipe" in capsys.readouterr().err
+    assert not (tmp_path / "q.json").exists()
+
+
+def test_quality_benchmark_scores_an_image_recipe_and_writes_its_sample_grid(tmp_path, fresh_accelerate):
+    out = tmp_path / "q.json"
+    assert main(["quality", "--recipes", "quickstart", "--seeds", "1", "--out", str(out), *TINY]) == 0
+    row = json.loads(out.read_text())["recipes"]["quickstart"]["seeds"][0]
+    assert sorted(row) == [
+        "classes_covered_mnist_classifier",
+        "cpu_s",
+        "fd1k_mnist_classifier",
+        "kid1k_mnist_classifier",
+        "kl_generated_vs_real_mnist_classifier",
+        "precision1k_mnist_classifier",
+        "recall1k_mnist_classifier",
+        "seed",
+        "wall_s",
+    ]
+    assert row["seed"] == 0  # the training seed, not the evaluation's sample seed
+    assert row["fd1k_mnist_classifier"] > 10 and row["classes_covered_mnist_classifier"] < 10  # 2 steps
+    grid = np.asarray(Image.open(tmp_path / "q_quickstart.png"))
+    assert grid.shape[:2] == (8 * 28 + 9 * 2,) * 2  # 64 digits, 8 x 8 with 2 px padding

@@ -10,8 +10,8 @@ load the EMA generator with `distgan.load_generator`, draw samples and score the
 `distgan.metrics` -- toy mixtures: 2,500 samples, modes captured, high-quality share and reverse KL
 (PacGAN protocol, `distgan.metrics.coverage`); images: 1,000 samples, FD/KID/precision/recall/class
 coverage and KL on the dataset's extractor (the shipped MNIST classifier for 1-channel 28 px).
-Prints each seed and median/min/max per metric, writes JSON, and for toy recipes a PNG scatter of
-the first seed's samples over the mode centres next to the JSON (`<stem>_<recipe>.png`).
+Prints each seed and median/min/max per metric, writes JSON, and next to it a PNG of the first seed's
+samples (`<stem>_<recipe>.png`): for toy recipes a scatter over the modes, for images a grid of 64.
 Seeds are fixed in advance and the metric code is the same for every recipe.
 """
 
@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from distgan.errors import UserError, report
 
 TOY_SAMPLES = 2500  # PacGAN protocol
 IMAGE_SAMPLES = 1000
+GRID_SAMPLES = 64  # images in the picture of an image recipe's first seed
 SAMPLE_SEED = 20_000  # latent noise of the scored samples: never a training seed
 IMAGE_METRICS = ["fd", "kid", "precision_recall", "class_coverage"]
 
@@ -48,11 +50,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--out", type=Path, help="write the results as JSON here (and toy scatter PNGs next to it)"
     )
+    p.add_argument(
+        "--truncation",
+        type=float,
+        default=1.0,
+        metavar="PSI",
+        help="toy recipes: also score the same latents with the truncation trick at PSI (1 = off)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every recipe")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be >= 1, got {args.seeds}")
+    if not 0 < args.truncation <= 1:
+        p.error(f"--truncation must be in (0, 1], got {args.truncation}")
     return args
 
 
@@ -63,14 +74,21 @@ def recipe_path(name: str) -> Path:
     return path
 
 
-def score_toy(generator, cfg: ExperimentConfig) -> tuple[dict, np.ndarray]:
+def score_toy(generator, cfg: ExperimentConfig, truncation: float = 1.0) -> tuple[dict, np.ndarray]:
+    """PacGAN scores of TOY_SAMPLES samples and the points; with truncation < 1 also the scores of
+    the same latents truncated (keys prefixed `truncated_`)."""
     from distgan.data.toy import toy_modes
     from distgan.metrics import mode_coverage
 
     means, std = toy_modes(cfg.data.path)
+    latent = generator.latent(TOY_SAMPLES, seed=SAMPLE_SEED)  # what generator.sample(N, seed) draws
     with torch.no_grad():
-        points = generator.sample(TOY_SAMPLES, seed=SAMPLE_SEED).numpy()
-    return mode_coverage(points, means, std), points
+        points = generator(latent).numpy()
+        scores = mode_coverage(points, means, std)
+        if truncation != 1.0:
+            truncated = generator(generator.truncate(latent, truncation)).numpy()
+            scores |= {f"truncated_{k}": v for k, v in mode_coverage(truncated, means, std).items()}
+    return scores, points
 
 
 def score_images(generator, cfg: ExperimentConfig) -> dict:
@@ -83,11 +101,31 @@ def score_images(generator, cfg: ExperimentConfig) -> dict:
         result = evaluate_generator(
             generator, cfg, metrics, IMAGE_SAMPLES, seed=SAMPLE_SEED, real=real, modes=modes
         )
-    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return scores_to_report(result)
 
 
-def run_one(path: Path, seed: int, overrides: list[str]) -> tuple[dict, np.ndarray | None, ExperimentConfig]:
-    """Train recipe `path` with train.seed=seed in a fresh directory; its scores, wall time, toy points."""
+def scores_to_report(result: dict) -> dict:
+    """The metric values, once each: the count-named keys (fd1k_...), not their short aliases (fd_...),
+    without the bookkeeping (sample seeds and counts) or KID's std; the training seed is the row's own."""
+    named = [k for k in result if re.search(r"\dk_", k)]
+    aliases = {re.sub(r"\d+k_", "_", k) for k in named}
+    return {
+        k: v
+        for k, v in result.items()
+        if isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and k not in aliases
+        and k not in ("seed", "reference_seed")
+        and not k.startswith("num_")
+        and "_std" not in k
+    }
+
+
+def run_one(
+    path: Path, seed: int, overrides: list[str], truncation: float = 1.0
+) -> tuple[dict, np.ndarray | torch.Tensor, ExperimentConfig]:
+    """Train recipe `path` with train.seed=seed in a fresh directory: its scores and wall time, and what
+    to show (toy points, or a grid's worth of images)."""
     from distgan.bench.runs import reset_accelerate
     from distgan.generation import load_generator
     from distgan.trainer import train
@@ -101,13 +139,26 @@ def run_one(path: Path, seed: int, overrides: list[str]) -> tuple[dict, np.ndarr
         if code != 0:
             raise RuntimeError(f"{path} seed {seed}: train() returned exit code {code}")
         generator = load_generator(run_dir)  # EMA weights when the run has them
-        points = None
         if cfg.data.is_toy:
-            scores, points = score_toy(generator, cfg)
+            scores, shown = score_toy(generator, cfg, truncation)
         else:
             scores = score_images(generator, cfg)
+            with torch.no_grad():
+                shown = generator.sample(GRID_SAMPLES, seed=SAMPLE_SEED)
     # CPU time is the load-robust twin of wall time on a shared machine (one thread: the work done)
-    return {"seed": seed, "wall_s": wall, "cpu_s": cpu, **scores}, points, cfg
+    return {"seed": seed, "wall_s": wall, "cpu_s": cpu, **scores}, shown, cfg
+
+
+def save_picture(shown, cfg: ExperimentConfig, path: Path) -> None:
+    """Toy points as a scatter over the modes; images as the sample grid `distgan.sample` writes."""
+    if cfg.data.is_toy:
+        from distgan.data.toy import toy_modes
+
+        scatter_png(shown, *toy_modes(cfg.data.path), path)
+    else:
+        from distgan.grids import samples_picture, save_png
+
+        save_png(samples_picture(shown), path)
 
 
 def summarise(rows: list[dict]) -> dict[str, dict]:
@@ -157,22 +208,22 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         recipes = {name: recipe_path(name) for name in args.recipes.split(",") if name}
-        for path in recipes.values():  # every config error before any training
-            load_config(str(path), args.overrides)
+        for name, path in recipes.items():  # every config error before any training
+            if not load_config(str(path), args.overrides).data.is_toy and args.truncation != 1.0:
+                raise UserError(
+                    f"--truncation: {name} is an image recipe; truncation is scored for toy recipes only"
+                )
     except UserError as err:
         return report(err)
     results = {}
     for name, path in recipes.items():
         rows = []
         for seed in range(args.seeds):
-            row, points, cfg = run_one(path, seed, args.overrides)
+            row, shown, cfg = run_one(path, seed, args.overrides, args.truncation)
             rows.append(row)
             print(f"{name} seed {seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
-            if points is not None and seed == 0 and args.out:
-                from distgan.data.toy import toy_modes
-
-                picture = args.out.with_name(f"{args.out.stem}_{name}.png")
-                scatter_png(points, *toy_modes(cfg.data.path), picture)
+            if seed == 0 and args.out:
+                save_picture(shown, cfg, args.out.with_name(f"{args.out.stem}_{name}.png"))
         summary = summarise(rows)
         print(format_table(name, rows, summary), flush=True)
         results[name] = {"config": str(path), "seeds": rows, "summary": summary}
@@ -184,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "overrides": args.overrides,
+            "truncation": args.truncation,
             "toy_samples": TOY_SAMPLES,
             "image_samples": IMAGE_SAMPLES,
         }

@@ -62,6 +62,10 @@ class ModelConfig:
     # and class-conditional BatchNorm in G)
     conditioning: Literal["concat", "projection"] = "concat"
     attention_res: int = 0  # resnet: SAGAN self-attention block at this feature-map side in px (0 = off)
+    # mlp: G's N(0, I) latent becomes a mixture of this many Gaussians with fixed N(0, I) centres, so
+    # separated modes need no bridges between them (DeLiGAN, BourGAN); 0 = off
+    latent_components: int = 0
+    latent_component_std: float = 1.0  # std of each latent mixture component (latent_components > 0)
 
     def validate(self, prefix: str = "model") -> None:
         _require(self.channels in (1, 3), f"{prefix}.channels", f"must be 1 or 3, got {self.channels}")
@@ -77,6 +81,21 @@ class ModelConfig:
             self.pack == 1 or self.arch == "mlp",
             f"{prefix}.pack",
             f"packing (pack > 1) needs model.arch=mlp, got arch {self.arch!r}",
+        )
+        _require(
+            self.latent_components >= 0,
+            f"{prefix}.latent_components",
+            f"must be >= 0 (0 = plain N(0, I) latent), got {self.latent_components}",
+        )
+        _require(
+            self.latent_components == 0 or self.arch == "mlp",
+            f"{prefix}.latent_components",
+            f"a mixture latent needs model.arch=mlp, got arch {self.arch!r}; valid: 0 (off)",
+        )
+        _require(
+            self.latent_component_std > 0,
+            f"{prefix}.latent_component_std",
+            f"must be > 0, got {self.latent_component_std}",
         )
         self._validate_resnet_options(prefix)
 

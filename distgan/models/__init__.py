@@ -24,6 +24,8 @@ def build_generator(cfg: ExperimentConfig) -> Generator:
             m.g_width,
             tanh_output=not cfg.data.is_toy,
             norm=m.g_norm,
+            latent_components=m.latent_components,
+            latent_component_std=m.latent_component_std,
         )
     elif m.arch == "resnet":
         generator = ResNetGenerator(

@@ -44,6 +44,11 @@ class Generator(nn.Module):
             rng.seed()
         return torch.randn(n, self.latent_dim, generator=rng)
 
+    def truncate(self, latent: torch.Tensor, psi: float) -> torch.Tensor:
+        """The truncation trick: latents pulled toward the typical latent by `psi` (1 = unchanged).
+        A plain N(0, I) latent shrinks toward 0; generators with a structured latent override this."""
+        return latent * psi
+
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:
         """Draw `n` samples in the model's output range; labels cycle 0..K-1 when not given."""
