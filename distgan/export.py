@@ -63,7 +63,8 @@ def export(checkpoint_path: str, out: Path, ema: bool = True, load_as: str | Non
     tensors = {k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}
     save_file(tensors, str(out / WEIGHTS), metadata={"format": "distgan-generator", "weights": weights})
     cfg.save_yaml(out / CONFIG)
-    save_png(samples_picture(generator.sample(SAMPLES_NUM, seed=SAMPLES_SEED)), out / SAMPLES)
+    samples = generator.sample(SAMPLES_NUM, seed=SAMPLES_SEED)
+    save_png(samples_picture(samples, generator.num_classes), out / SAMPLES)
     if results is not None:
         (out / EVAL).write_text(json.dumps(results, indent=2) + "\n")
     else:

@@ -52,9 +52,12 @@ def scatter_plot(points: torch.Tensor, size: int = 400, extent: float | None = N
     return np.asarray(canvas)
 
 
-def samples_picture(samples: torch.Tensor) -> np.ndarray:
-    """A grid for images, a scatter plot for 2D points."""
-    return scatter_plot(samples) if samples.dim() == 2 else image_grid(samples)
+def samples_picture(samples: torch.Tensor, num_classes: int = 0) -> np.ndarray:
+    """A grid for images, a scatter plot for 2D points. Samples of a conditional model, whose labels
+    cycle 0..K-1, get K images per row: one column per class."""
+    if samples.dim() == 2:
+        return scatter_plot(samples)
+    return image_grid(samples, cols=num_classes or None)
 
 
 def save_png(picture: np.ndarray, path: str | Path) -> Path:

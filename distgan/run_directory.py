@@ -31,7 +31,7 @@ from distgan.checkpoint import (
     resume_point,
 )
 from distgan.config import ConfigError, ExperimentConfig
-from distgan.config.diff import config_changes, describe, is_resumable
+from distgan.config.diff import config_changes, describe, is_resumable, schedule_shift
 from distgan.distributed import any_rank
 from distgan.errors import CheckpointError, UserError
 
@@ -52,7 +52,8 @@ def check_config_change(cfg: ExperimentConfig, checkpoint_dir: Path, allowed: bo
             f"resuming {checkpoint_dir} with a config that changes what is trained ({describe(blocked)}); "
             f"undo the change, start a new train.out_dir, or pass --allow-config-change"
         )
-    return describe(changes)
+    shift = schedule_shift(saved, cfg.to_dict()) if isinstance(saved, dict) else ""
+    return describe(changes) + (f"; warning: {shift}" if shift else "")
 
 
 def open_run(cfg: ExperimentConfig, accelerator, resume: str, overwrite: bool, allow_change: bool):

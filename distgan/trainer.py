@@ -233,7 +233,7 @@ def save_sample_grid(model, noise, out_dir: Path, step: int) -> Path:
     model.eval()
     samples = model(*noise)
     model.train(was_training)
-    return save_png(samples_picture(samples), out_dir / "samples" / f"step_{step:07d}.png")
+    return save_png(samples_picture(samples, model.num_classes), out_dir / "samples" / f"step_{step:07d}.png")
 
 
 def averaged_generator(backend: Backend, ema) -> torch.nn.Module:

@@ -9,7 +9,7 @@ from distgan.data import Batch
 from distgan.distributed import build_accelerator, build_backend
 from distgan.models import build_discriminator, build_generator
 
-TOY = ["data.source=toy", "data.path=ring8", "model.arch=mlp", "model.latent_dim=2"]
+TOY = ["data.source=toy", "data.path=ring8", "model.arch=mlp", "model.latent_dim=2", "model.num_classes=0"]
 SMALL = ["model.g_width=8", "model.d_width=8", "data.batch_size=8"]
 
 

@@ -67,4 +67,23 @@ def test_quality_benchmark_scores_an_image_recipe_and_writes_its_sample_grid(tmp
     assert row["seed"] == 0  # the training seed, not the evaluation's sample seed
     assert row["fd1k_mnist_classifier"] > 10 and row["classes_covered_mnist_classifier"] < 10  # 2 steps
     grid = np.asarray(Image.open(tmp_path / "q_quickstart.png"))
-    assert grid.shape[:2] == (8 * 28 + 9 * 2,) * 2  # 64 digits, 8 x 8 with 2 px padding
+    assert (
+        grid.shape[:2] == (10 * 28 + 11 * 2,) * 2
+    )  # 10 digits of each class, a column per class, 2 px padding
+
+
+def test_seeds_trained_in_worker_processes_score_exactly_as_in_one_process(tmp_path, fresh_accelerate):
+    args = ["quality", "--recipes", "toy_ring", "--seeds", "2", *TINY]
+    assert main([*args, "--out", str(tmp_path / "one.json")]) == 0
+    assert main([*args, "--jobs", "2", "--out", str(tmp_path / "two.json")]) == 0
+
+    def scores(name):
+        result = json.loads((tmp_path / name).read_text())
+        rows = result["recipes"]["toy_ring"]["seeds"]
+        return result["environment"]["jobs"], [
+            {k: v for k, v in r.items() if k not in ("wall_s", "cpu_s")} for r in rows
+        ]
+
+    (jobs_one, one), (jobs_two, two) = scores("one.json"), scores("two.json")
+    assert (jobs_one, jobs_two) == (1, 2)
+    assert [r["seed"] for r in two] == [0, 1] and one == two  # in seed order, with the overrides

@@ -63,7 +63,8 @@ def test_sample_npz_contract(quickstart_run, tmp_path):
     out, _ = quickstart_run
     run("-m", "distgan.sample", "--checkpoint", str(out), "--num", "10", "--out", str(tmp_path / "s.npz"))
     arrays = np.load(tmp_path / "s.npz")
-    assert set(arrays.files) == {"images"}
+    assert set(arrays.files) == {"images", "labels"}  # the quickstart is class-conditional
+    assert arrays["labels"].dtype == np.int64 and arrays["labels"].tolist() == [*range(10)]
     images = arrays["images"]
     assert images.dtype == np.uint8 and images.shape == (10, 28, 28, 1)
     assert images.max() > images.min()

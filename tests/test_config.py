@@ -82,6 +82,7 @@ def test_missing_and_invalid_files(tmp_path):
         "mnist_dcgan",
         "mnist_wgan",
         "mnist_cgan",
+        "mnist_best",
         "celeba_dcgan",
         "celeba_wgan",
         "celeba_resnet",
@@ -137,7 +138,7 @@ def test_a_config_is_frozen_and_override_makes_a_new_validated_one():
         cfg.train.steps = 5
     changed = override(cfg, ["train.steps=5", "optim.d.lr=1e-3"])
     assert (changed.train.steps, changed.optim.d.lr) == (5, 1e-3)
-    assert (cfg.train.steps, cfg.optim.d.lr) == (6000, 2e-4)  # the original is untouched
+    assert (cfg.train.steps, cfg.optim.d.lr) == (3000, 5e-4)  # the original is untouched
     with pytest.raises(ConfigError, match="train.steps: must be >= 1, got 0"):
         override(cfg, ["train.steps=0"])  # derived configs are validated like loaded ones
 

@@ -53,7 +53,14 @@ def ema_run(tmp_path_factory):
 
 
 def reference_samples(run_dir) -> torch.Tensor:
-    return load_generator(run_dir).sample(5, seed=7)  # the checkpoint's EMA generator
+    """The checkpoint's EMA generator, on one thread as in the loading processes (OMP_NUM_THREADS=1):
+    CPU matmuls may sum in another order on more threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return load_generator(run_dir).sample(5, seed=7)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_export_then_load_in_a_fresh_process_gives_bitwise_equal_samples(ema_run, tmp_path, capsys):

@@ -46,8 +46,8 @@ def test_compiled_wrappers_never_reach_the_plain_modules(fresh_accelerate):
         assert not isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
         assert not any(key.startswith("_orig_mod.") for key in module.state_dict())
     # and the penalty's double backward through the plain critic works
-    x = torch.randn(4, 1, 28, 28, requires_grad=True)
-    (grad,) = torch.autograd.grad(backend.critic_module(x).sum(), x, create_graph=True)
+    x, labels = torch.randn(4, 1, 28, 28, requires_grad=True), torch.arange(4)
+    (grad,) = torch.autograd.grad(backend.critic_module(x, labels).sum(), x, create_graph=True)
     grad.square().sum().backward()
     first_conv = backend.critic_module.features[0].weight  # the head's bias never reaches grad_x
     assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
@@ -60,7 +60,7 @@ from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
 
 torch.set_num_threads(1)
-cfg = load_config("configs/quickstart.yaml")
+cfg = load_config("configs/quickstart.yaml", ["model.num_classes=0"])
 generator, critic = build_generator(cfg), build_discriminator(cfg)
 
 def faults_per_step():  # a critic step of the quickstart models, as the trainer runs it

@@ -8,10 +8,13 @@ Thresholds come from measured healthy runs (CPU, torch 2.13, deterministic seeds
       EMA 0.54 / 0.84); the recipe before the mixture latent: raw 0.21, EMA 0.16; untrained 0.0
       reverse KL: raw 0.042, EMA 0.103 (<= 0.076 for seeds 1, 2; all in 4 of 8 modes: log 2 = 0.69)
       share within 0.3 of the radius-2 ring: raw 1.0, EMA 1.0 (>= 0.97); untrained 0.0
-  MNIST, configs/quickstart.yaml, 200 G steps at lr 5e-4 (decaying from step 100; ~25 s):
-      FD on the shipped classifier's features: raw 9.8, EMA 9.8; untrained generator 234
+  MNIST, configs/quickstart.yaml (class-conditional), 200 G steps at lr 5e-4 (decaying from step
+  100; ~25 s):
+      FD on the shipped classifier's features: raw 10.7, EMA 9.7; untrained generator 234
       classes covered (classifier's prediction on 1,000 samples): raw 10, EMA 10; untrained 1
-The full recipe (4,000 steps) is scored over 5 seeds in README "Quality".
+      (the classifier reads the asked-for digit in 13 % of samples at 200 steps, 50 % at 500: the
+      conditioning is learned later, so it is checked structurally in test_conditional_models.py)
+The full recipe (3,000 steps) is scored over 5 seeds in README "Quality".
 """
 
 import math
@@ -123,5 +126,5 @@ def test_quickstart_mnist_trained_for_seconds_beats_fd_threshold_and_covers_clas
         with torch.no_grad():
             result = evaluate_generator(model, cfg, ["fd", "class_coverage"], 1000, real=real)
         assert result["extractor"] == "mnist_classifier"
-        assert result["fd_mnist_classifier"] < 25.0, (name, result)  # healthy 9.8, untrained 234
+        assert result["fd_mnist_classifier"] < 25.0, (name, result)  # healthy 9.7-10.7, untrained 234
         assert result["classes_covered_mnist_classifier"] >= 8, (name, result)

@@ -149,7 +149,10 @@ def test_penalty_double_backward_through_d_with_attention_and_projection():
         (["model.spectral_norm=D"], "model.spectral_norm: must be one of 'none', 'd', 'g', 'both', got 'D'"),
         (["model.conditioning=auxiliary"], "model.conditioning: must be one of 'concat', 'projection'"),
         (["model.num_classes=5", "data.label_column=label"], "model.conditioning: a conditional resnet"),
-        (["model.arch=dcgan", "model.conditioning=projection"], "model.conditioning: projection needs"),
+        (
+            ["model.arch=mlp", "model.num_classes=3", "model.conditioning=projection"],
+            "model.conditioning: projection needs",
+        ),
         (["model.arch=dcgan", "model.attention_res=16"], "model.attention_res: self-attention needs"),
         (
             ["model.attention_res=64"],

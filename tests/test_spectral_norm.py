@@ -28,6 +28,7 @@ SN_RESNET = [  # a tiny SN-ResNet (spectral norm on G and D) with hinge loss; al
 ]
 RESNET = [
     *SN_RESNET,
+    "model.num_classes=0",  # on the conditional quickstart: these tests count an unconditional D's weights
     "data.batch_size=8",
     # Large steps move the raw weights' largest singular value far from 1 within a few steps:
     # only the normalisation keeps the weights D's forward uses at 1.

@@ -3,6 +3,7 @@
     python -m distgan.bench quality --recipes toy_ring,toy_grid,quickstart --seeds 5 \\
         --out benchmarks/results/quality.json
     python -m distgan.bench quality --recipes toy_ring --seeds 1 model.pack=2   # a variant
+    python -m distgan.bench quality --recipes mnist_best --seeds 5 --jobs 2     # 2 seeds at a time
 
 For each recipe (configs/NAME.yaml, or a YAML path) and seed S in 0..N-1: train through the real
 `train()` in a fresh temporary run directory with train.seed=S (plus any KEY=VALUE overrides),
@@ -11,14 +12,17 @@ load the EMA generator with `distgan.load_generator`, draw samples and score the
 (PacGAN protocol, `distgan.metrics.coverage`); images: 1,000 samples, FD/KID/precision/recall/class
 coverage and KL on the dataset's extractor (the shipped MNIST classifier for 1-channel 28 px).
 Prints each seed and median/min/max per metric, writes JSON, and next to it a PNG of the first seed's
-samples (`<stem>_<recipe>.png`): for toy recipes a scatter over the modes, for images a grid of 64.
-Seeds are fixed in advance and the metric code is the same for every recipe.
+samples (`<stem>_<recipe>.png`): for toy recipes a scatter over the modes, for images a grid (64
+images; conditional models 10 of each class, a column per class). Seeds are fixed in advance and
+the metric code is the same for every recipe. `--jobs J` trains J seeds at a time in worker
+processes (spawned, `--threads` each); a seed's result does not depend on which process ran it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -26,6 +30,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +42,7 @@ from distgan.errors import UserError, report
 
 TOY_SAMPLES = 2500  # PacGAN protocol
 IMAGE_SAMPLES = 1000
-GRID_SAMPLES = 64  # images in the picture of an image recipe's first seed
+GRID_SAMPLES = 64  # images in the picture of an image recipe's first seed (conditional: 10 per class)
 SAMPLE_SEED = 20_000  # latent noise of the scored samples: never a training seed
 IMAGE_METRICS = ["fd", "kid", "precision_recall", "class_coverage"]
 
@@ -58,10 +64,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="toy recipes: also score the same latents with the truncation trick at PSI (1 = off)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained at a time, each in its own process")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every recipe")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
     if not 0 < args.truncation <= 1:
         p.error(f"--truncation must be in (0, 1], got {args.truncation}")
     return args
@@ -144,9 +153,31 @@ def run_one(
         else:
             scores = score_images(generator, cfg)
             with torch.no_grad():
-                shown = generator.sample(GRID_SAMPLES, seed=SAMPLE_SEED)
+                shown = generator.sample(10 * generator.num_classes or GRID_SAMPLES, seed=SAMPLE_SEED)
     # CPU time is the load-robust twin of wall time on a shared machine (one thread: the work done)
     return {"seed": seed, "wall_s": wall, "cpu_s": cpu, **scores}, shown, cfg
+
+
+def run_seeds(path: Path, args: argparse.Namespace) -> Iterator[tuple[dict, object, ExperimentConfig]]:
+    """run_one for seeds 0..N-1, in seed order; with --jobs > 1 in spawned worker processes."""
+    if args.jobs == 1:
+        for seed in range(args.seeds):
+            yield run_one(path, seed, args.overrides, args.truncation)
+        return
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch or accelerate state
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=spawn, initializer=set_threads, initargs=(args.threads,)
+    ) as pool:
+        futures = [
+            pool.submit(run_one, path, seed, args.overrides, args.truncation) for seed in range(args.seeds)
+        ]
+        for future in futures:
+            yield future.result()
+
+
+def set_threads(threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def save_picture(shown, cfg: ExperimentConfig, path: Path) -> None:
@@ -158,7 +189,7 @@ def save_picture(shown, cfg: ExperimentConfig, path: Path) -> None:
     else:
         from distgan.grids import samples_picture, save_png
 
-        save_png(samples_picture(shown), path)
+        save_png(samples_picture(shown, cfg.model.num_classes), path)
 
 
 def summarise(rows: list[dict]) -> dict[str, dict]:
@@ -204,8 +235,7 @@ def scatter_png(points: np.ndarray, means: np.ndarray, std: float, path: Path, s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     try:
         recipes = {name: recipe_path(name) for name in args.recipes.split(",") if name}
         for name, path in recipes.items():  # every config error before any training
@@ -218,8 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name, path in recipes.items():
         rows = []
-        for seed in range(args.seeds):
-            row, shown, cfg = run_one(path, seed, args.overrides, args.truncation)
+        for seed, (row, shown, cfg) in enumerate(run_seeds(path, args)):
             rows.append(row)
             print(f"{name} seed {seed}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
             if seed == 0 and args.out:
@@ -232,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         environment = {
             "cpu_count": os.cpu_count(),
             "threads": torch.get_num_threads(),
+            "jobs": args.jobs,
             "torch": torch.__version__,
             "python": platform.python_version(),
             "overrides": args.overrides,

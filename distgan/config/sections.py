@@ -58,8 +58,8 @@ class ModelConfig:
     pack: int = 1  # PacGAN: D judges this many samples jointly (mlp only; 1 = off)
     # spectral normalization (torch's parametrization) of D's, G's or both networks' conv/linear weights
     spectral_norm: Literal["none", "d", "g", "both"] = "none"
-    # how class labels enter a conditional model: concat (mlp, dcgan) | projection (resnet: projection D
-    # and class-conditional BatchNorm in G)
+    # how class labels enter a conditional model: concat (mlp, dcgan: class maps next to D's input) |
+    # projection (dcgan: projection D; resnet, required: projection D and class-conditional BatchNorm in G)
     conditioning: Literal["concat", "projection"] = "concat"
     attention_res: int = 0  # resnet: SAGAN self-attention block at this feature-map side in px (0 = off)
     # mlp: G's N(0, I) latent becomes a mixture of this many Gaussians with fixed N(0, I) centres, so
@@ -102,11 +102,11 @@ class ModelConfig:
     def _validate_resnet_options(self, prefix: str) -> None:
         """Combinations of arch and the resnet-only options (resolution-dependent checks: ExperimentConfig)."""
         resnet = self.arch == "resnet"
-        if self.conditioning == "projection":
+        if self.conditioning == "projection" and self.num_classes > 0:
             _require(
-                resnet,
+                self.arch != "mlp",
                 f"{prefix}.conditioning",
-                f"projection needs model.arch=resnet; model.arch={self.arch} conditions by concat",
+                "projection needs model.arch=resnet or dcgan; model.arch=mlp conditions by concat",
             )
         elif resnet and self.num_classes > 0:
             _require(

@@ -48,7 +48,7 @@ def build_discriminator(cfg: ExperimentConfig) -> nn.Module:
         )
     else:
         critic = DCGANDiscriminator(
-            m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout
+            m.channels, cfg.data.resolution, m.num_classes, m.d_width, m.d_norm, m.d_dropout, m.conditioning
         )
     if spectral_norm_targets(m.spectral_norm)[1]:
         apply_spectral_norm(critic)

@@ -2,7 +2,12 @@
 
 G: dense to a 7x7 (28 px) or 4x4 map, BatchNorm+ReLU, 4x4 stride-2 transposed convs, tanh.
 D: 4x4 stride-2 convs with LeakyReLU(0.2), optional norm (batch | layer | none) and dropout,
-one logit. The class embedding is concatenated to G's input and to D's flattened features.
+one logit. Conditional models: G's input has the class embedding concatenated. D sees the label
+either as `concat`: K class maps (a learned K-vector per class, constant over the image) concatenated
+to the image, so its first conv relates label and pixels; or as `projection` (Miyato & Koyama 2018):
+D(x, y) = linear(phi(x)) + <embed(y), phi(x)>. Both let D check that x matches y. A class term that
+only adds to the logit (an embedding concatenated to phi(x)) cannot: it cancels between real and fake
+of the same labels, and G learns to ignore its label.
 """
 
 from __future__ import annotations
@@ -69,11 +74,16 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,
         norm: str = "none",
         dropout: float = 0.0,
+        conditioning: str = "concat",
     ) -> None:
         super().__init__()
         base, n_down = _layout(resolution)
         self.num_classes = num_classes
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        projection = num_classes > 0 and conditioning == "projection"
+        # concat: a K-channel class map next to the image's channels
+        self.embed = class_embedding(0 if projection else num_classes, num_classes)
+        in_channels = channels + (num_classes if self.embed is not None else 0)
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         ch = width
         for _ in range(n_down - 1):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), *_norm(norm, ch * 2)]
@@ -82,10 +92,20 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.Dropout(dropout))
             ch *= 2
         self.features = nn.Sequential(*layers)
-        self.embed = class_embedding(num_classes, EMBED_DIM)
-        self.head = nn.Linear(ch * base * base + (EMBED_DIM if num_classes else 0), 1)
+        self.head = nn.Linear(ch * base * base, 1)
+        self.projection = class_embedding(num_classes if projection else 0, ch * base * base)
         init_weights_dcgan(self)
+        if self.embed is not None:  # one-hot class maps to start with, on the images' scale
+            nn.init.eye_(self.embed.weight)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        features = concat_label(self.features(x).flatten(1), self.embed, labels)
-        return self.head(features).squeeze(1)
+        if self.num_classes and labels is None:
+            raise ValueError("this model is class-conditional: pass labels (int64, shape (N,))")
+        if self.embed is not None:
+            class_maps = self.embed(labels).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
+            x = torch.cat([x, class_maps], dim=1)
+        features = self.features(x).flatten(1)
+        logit = self.head(features).squeeze(1)
+        if self.projection is None:
+            return logit
+        return logit + (self.projection(labels).to(features.dtype) * features).sum(dim=1)

@@ -100,14 +100,20 @@ def test_every_number_is_labelled_with_its_extractor(mnist, cfg):
         (["mode_coverage"], [], "'mode_coverage' does not apply to 1-channel images"),
         (
             ["class_coverage"],
-            ["data.source=toy", "data.path=grid25", "model.arch=mlp"],
+            ["data.source=toy", "data.path=grid25", "model.arch=mlp", "model.num_classes=0"],
             "does not apply to toy 2D",
         ),
         (["fd"], ["model.channels=3"], "eval.inception_weights"),
         (["fd"], ["model.channels=3", "eval.extractor=mnist_classifier"], "1-channel digits"),
         (
             ["fd"],
-            ["data.source=toy", "data.path=grid25", "model.arch=mlp", "eval.extractor=inception"],
+            [
+                "data.source=toy",
+                "data.path=grid25",
+                "model.arch=mlp",
+                "model.num_classes=0",
+                "eval.extractor=inception",
+            ],
             "toy 2D",
         ),
         (["fd"], ["model.channels=3", "eval.inception_weights=/nonexistent.pt"], "file not found"),
