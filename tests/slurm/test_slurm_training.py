@@ -35,6 +35,10 @@ TRAIN = [
     "log.num_samples=8",
     "checkpoint.every=0",
     "checkpoint.keep_last=50",
+    # steps of milliseconds: the stop flag's all-reduce is throttled to <= 0.5 % of the time, which
+    # can space the checks tens of steps apart and let a 60-step run finish before it sees the
+    # signal; a 50 ms bound keeps a check every few steps (the math does not depend on it)
+    "distributed.stop_check_s=0.05",
 ]
 KILL_CHECKPOINT_EVERY = 4
 JOB_TIMEOUT_S = 150
