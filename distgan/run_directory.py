@@ -52,7 +52,7 @@ def check_config_change(cfg: ExperimentConfig, checkpoint_dir: Path, allowed: bo
             f"resuming {checkpoint_dir} with a config that changes what is trained ({describe(blocked)}); "
             f"undo the change, start a new train.out_dir, or pass --allow-config-change"
         )
-    shift = schedule_shift(saved, cfg.to_dict()) if isinstance(saved, dict) else ""
+    shift = schedule_shift(changes, cfg.optim.lr_decay_start)
     return describe(changes) + (f"; warning: {shift}" if shift else "")
 
 

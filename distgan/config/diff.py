@@ -56,15 +56,15 @@ def describe(changes: list[tuple[str, Any, Any]]) -> str:
     return "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in changes)
 
 
-def schedule_shift(saved: dict[str, Any], now: dict[str, Any]) -> str:
+def schedule_shift(changes: list[tuple[str, Any, Any]], lr_decay_start: float) -> str:
     """'' or why a resume that changes train.steps under an lr decay differs from a straight run:
     the decay is a fraction of train.steps, so it now starts and ends at other steps."""
-    before, after = flatten(saved), flatten(now)
-    old, new, start = before.get("train.steps"), after["train.steps"], after["optim.lr_decay_start"]
-    if old is None or old == new or start >= 1.0:
+    steps = {key: (old, new) for key, old, new in changes}.get("train.steps")
+    if steps is None or lr_decay_start >= 1.0:
         return ""
+    old, new = steps
     return (
-        f"the lr decay (optim.lr_decay_start={start}) now falls from step {round(start * new)} to {new} "
-        f"instead of {round(start * old)} to {old}: this run will differ from one trained with "
-        f"train.steps={new} from the start"
+        f"the lr decay (optim.lr_decay_start={lr_decay_start}) now falls from step "
+        f"{round(lr_decay_start * new)} to {new} instead of {round(lr_decay_start * old)} to {old}: "
+        f"this run will differ from one trained with train.steps={new} from the start"
     )

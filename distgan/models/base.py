@@ -65,10 +65,16 @@ def class_embedding(num_classes: int, dim: int) -> nn.Embedding | None:
     return nn.Embedding(num_classes, dim) if num_classes > 0 else None
 
 
+def require_labels(labels: torch.Tensor | None) -> torch.Tensor:
+    """The labels a class-conditional model was given; a clear error when it was given none."""
+    if labels is None:
+        raise ValueError("this model is class-conditional: pass labels (int64, shape (N,))")
+    return labels
+
+
 def concat_label(features: torch.Tensor, embed: nn.Embedding | None, labels: torch.Tensor | None):
     """Concatenate a class embedding to (N, F) features of a conditional model."""
     if embed is None:
         return features
-    if labels is None:
-        raise ValueError("this model is class-conditional: pass labels (int64, shape (N,))")
+    labels = require_labels(labels)
     return torch.cat([features, embed(labels).to(features.dtype)], dim=1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan
+from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan, require_labels
 
 # resolution -> (side of the first feature map, number of 2x up/down-sampling convs)
 LAYOUT = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
@@ -99,8 +99,8 @@ class DCGANDiscriminator(nn.Module):
             nn.init.eye_(self.embed.weight)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.num_classes and labels is None:
-            raise ValueError("this model is class-conditional: pass labels (int64, shape (N,))")
+        if self.num_classes:
+            labels = require_labels(labels)
         if self.embed is not None:
             class_maps = self.embed(labels).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
             x = torch.cat([x, class_maps], dim=1)

@@ -17,7 +17,7 @@ import itertools
 import torch
 from torch import nn
 
-from distgan.models.base import Generator
+from distgan.models.base import Generator, require_labels
 from distgan.models.resnet_blocks import (
     DiscriminatorBlock,
     GeneratorBlock,
@@ -89,8 +89,8 @@ class ResNetGenerator(Generator):
         init_weights_orthogonal(self)
 
     def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.is_conditional and labels is None:
-            raise ValueError("this model is class-conditional: pass labels (int64, shape (N,))")
+        if self.is_conditional:
+            labels = require_labels(labels)
         x = self.project(latent).view(-1, self.base_channels, 4, 4)
         for i, block in enumerate(self.blocks):
             x = block(x, labels)
@@ -135,6 +135,4 @@ class ResNetDiscriminator(nn.Module):
         logit = self.head(features).squeeze(1)
         if self.projection is None:
             return logit
-        if labels is None:
-            raise ValueError("this model is class-conditional: pass labels (int64, shape (N,))")
-        return logit + (self.projection(labels).to(features.dtype) * features).sum(dim=1)
+        return logit + (self.projection(require_labels(labels)).to(features.dtype) * features).sum(dim=1)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distgan.models.base import require_labels
+
 
 class ConditionalBatchNorm2d(nn.Module):
     """BatchNorm whose scale and shift are looked up per class (SNGAN-projection's categorical BN).
@@ -33,8 +35,7 @@ class ConditionalBatchNorm2d(nn.Module):
         x = self.norm(x)
         if not self.num_classes:
             return x
-        if labels is None:
-            raise ValueError("this model is class-conditional: pass labels (int64, shape (N,))")
+        labels = require_labels(labels)
         gain = self.gain(labels).to(x.dtype)[:, :, None, None]
         bias = self.bias(labels).to(x.dtype)[:, :, None, None]
         return x * gain + bias
