@@ -214,7 +214,10 @@ class ImageStream:
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
         self.examples_consumed = int(state["examples_consumed"])
         self.skipped_committed = int(state.get("skipped_examples", 0))
-        same = (state.get("source"), state.get("path"), state.get("rank"), state.get("world_size")) == (
+        saved_path = state.get("path")
+        if state.get("source") == "embedded" == self.cfg.data.source:
+            saved_path = self.source.where  # the package's own digits, wherever it is installed
+        same = (state.get("source"), saved_path, state.get("rank"), state.get("world_size")) == (
             self.cfg.data.source,
             self.source.where,
             self.rank,

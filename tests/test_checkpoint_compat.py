@@ -1,0 +1,44 @@
+"""A run directory written by distgan 0.1.0 (the fixture) still resumes, bitwise.
+
+The fixture is a tiny class-conditional DCGAN run (ADA with p moving every step, EMA by images,
+lazy R1, lr decay) checkpointed at step 3 of 6, plus the weights that the same run held after an
+uninterrupted step 6. Resuming the checkpoint with today's code must reproduce those weights
+exactly: checkpoint layout, restored state and training math are all unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from distgan.config import load_config
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run_written_by_v0_1"
+
+
+@pytest.mark.usefixtures("fresh_accelerate")
+def test_old_run_directory_resumes_bitwise(tmp_path, monkeypatch):
+    from distgan.trainer import train
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)  # the fixture was written on one thread
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run, ignore=shutil.ignore_patterns("expected_step_6"))
+    cfg = load_config(run / "config.yaml", [f"train.out_dir={run}"])
+    assert train(cfg, resume="auto", allow_config_change=True) == 0
+
+    final = run / "checkpoints" / "step_0000006"
+    expected = FIXTURE / "expected_step_6"
+    for name in ("generator", "generator_ema", "discriminator"):
+        got, want = load_file(final / f"{name}.safetensors"), load_file(expected / f"{name}.safetensors")
+        assert got.keys() == want.keys()
+        for key in want:
+            assert torch.equal(got[key], want[key]), f"{name}.{key} differs after the resume"
+    meta, want_meta = (json.loads((p / "meta.json").read_text()) for p in (final, expected))
+    for key in ("step", "images_seen", "augment_p", "lr_scale"):
+        assert meta[key] == want_meta[key], key
