@@ -3,7 +3,7 @@
     python benchmarks/augment_cost.py --out benchmarks/results/cpu2_augment_cost.json
     python benchmarks/augment_cost.py --config configs/celeba_dcgan.yaml data.batch_size=16 --out ...
 
-One process, one torch thread, the real `trainer.d_step` / `trainer.g_step` on the real backend
+One process, one torch thread, the real `step.d_step` / `step.g_step` on the real backend
 (accelerate, one process) and a fixed random batch. Variants share one G and D and are alternated
 block by block (`--repeats` blocks of `--iterations` iterations each), so machine load hits all of
 them alike; the figure is the median over blocks of CPU time per iteration (process_time: the work
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from distgan import trainer
+from distgan import step
 from distgan.config import load_config, override
 from distgan.data import Batch
 from distgan.distributed import build_accelerator, build_backend
@@ -60,8 +60,8 @@ def main() -> None:
         cfg, (_, p, every) = configs[name], VARIANTS[name]
         wall, cpu = time.perf_counter(), time.process_time()
         for i in range(args.iterations):
-            trainer.d_step(backend, cfg, batch, augment_p=p, r1_due=bool(every) and i % every == 0)
-            trainer.g_step(backend, cfg, n, device, augment_p=p)
+            step.d_step(backend, cfg, batch, augment_p=p, r1_due=bool(every) and i % every == 0)
+            step.g_step(backend, cfg, n, device, augment_p=p)
         return (
             (time.process_time() - cpu) / args.iterations,
             (time.perf_counter() - wall) / args.iterations,

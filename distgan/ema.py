@@ -13,8 +13,17 @@ import copy
 import torch
 from torch import nn
 
+from distgan.config import TrainConfig
+
 
 class GeneratorEMA:
+    @classmethod
+    def of(cls, train: TrainConfig, generator: nn.Module) -> GeneratorEMA | None:
+        """The configured average of `generator`, or None when train.ema_enabled is off."""
+        if not train.ema_enabled:
+            return None
+        return cls(generator, train.ema_decay, train.ema_images, train.ema_rampup)
+
     def __init__(
         self, generator: nn.Module, decay: float = 0.0, half_life_images: float = 0.0, rampup: float = 0.0
     ) -> None:

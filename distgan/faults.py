@@ -12,13 +12,12 @@ checkpoint's) and logs the event; after `train.max_rollbacks` it gives up (exit 
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 
-from distgan.checkpoint import Checkpointer, TrainState, latest_checkpoint
-from distgan.config import ExperimentConfig
+from distgan.checkpoint import Checkpointer
+from distgan.config import TrainConfig
 from distgan.distributed import Backend, any_rank
+from distgan.train_state import TrainState, noise_seed
 
 DIVERGED_EXIT_CODE = 3  # training produced NaN/inf and could not (or was told not to) recover
 
@@ -60,31 +59,27 @@ class NonFiniteGuard:
         return any_rank(accelerator, local)
 
 
-def roll_back(
-    cfg: ExperimentConfig, state: TrainState, checkpointer: Checkpointer, backend: Backend, rank: int
-) -> TrainState:
-    """Continue from the last good checkpoint with smaller learning rates, or raise Diverged."""
+def roll_back(train: TrainConfig, state: TrainState, checkpointer: Checkpointer, rank: int) -> None:
+    """Continue from the last good checkpoint with smaller learning rates (`state` and every
+    checkpointed part restored in place; the loop sets the learning rates), or raise Diverged."""
     where = f"non-finite loss or weights at or before step {state.step}"
-    if cfg.train.on_nonfinite == "stop":
+    if train.on_nonfinite == "stop":
         raise Diverged(
             f"{where}; train.on_nonfinite=stop. Lower optim.*.lr or use train.on_nonfinite=rollback"
         )
-    if state.rollbacks >= cfg.train.max_rollbacks:
+    if state.rollbacks >= train.max_rollbacks:
         raise Diverged(
-            f"{where} after {state.rollbacks} rollbacks (train.max_rollbacks={cfg.train.max_rollbacks}); "
+            f"{where} after {state.rollbacks} rollbacks (train.max_rollbacks={train.max_rollbacks}); "
             f"the checkpoints on disk are all finite. Lower optim.*.lr, or raise train.max_rollbacks"
         )
-    good = latest_checkpoint(checkpointer.root.parent)
+    good = checkpointer.latest()
     if good is None:
         raise Diverged(
             f"{where}, before the first checkpoint: nothing to roll back to. Lower optim.*.lr, or set "
             f"checkpoint.every so there is a checkpoint to return to"
         )
-    restored = checkpointer.restore(good)
-    state = dataclasses.replace(
-        restored, lr_scale=state.lr_scale * cfg.train.rollback_lr_factor, rollbacks=state.rollbacks + 1
-    )
-    backend.set_learning_rates(cfg.optim.learning_rates(state.lr_scale))
+    lr_scale, rollbacks = state.lr_scale * train.rollback_lr_factor, state.rollbacks + 1
+    checkpointer.restore(good)
+    state.lr_scale, state.rollbacks = lr_scale, rollbacks
     # New noise: the restored RNG would replay the very steps that diverged.
-    torch.manual_seed(cfg.train.seed * 1000 + rank + 1 + 7919 * state.rollbacks)
-    return state
+    torch.manual_seed(noise_seed(train.seed, rank, rollbacks))

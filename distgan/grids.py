@@ -5,12 +5,15 @@ Pure numpy/PIL: no training, no logging here.
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from distgan.files import write_atomic
 
 
 def to_uint8_images(images: torch.Tensor) -> np.ndarray:
@@ -64,9 +67,9 @@ def save_png(picture: np.ndarray, path: str | Path) -> Path:
     """Write atomically so a viewer never sees half a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    Image.fromarray(picture).save(tmp, format="PNG")
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    Image.fromarray(picture).save(buffer, format="PNG")
+    write_atomic(path, buffer.getvalue())
     return path
 
 
@@ -74,8 +77,8 @@ def save_gif(frames: list[np.ndarray], path: str | Path, frame_ms: int = 80) -> 
     """Write (H, W, 3) uint8 frames as a looping animated GIF (Pillow), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
+    buffer = io.BytesIO()
     first, *rest = [Image.fromarray(frame) for frame in frames]
-    first.save(tmp, format="GIF", save_all=True, append_images=rest, duration=frame_ms, loop=0)
-    tmp.replace(path)
+    first.save(buffer, format="GIF", save_all=True, append_images=rest, duration=frame_ms, loop=0)
+    write_atomic(path, buffer.getvalue())
     return path

@@ -34,6 +34,7 @@ from distgan.config import ConfigError, ExperimentConfig
 from distgan.config.diff import config_changes, describe, is_resumable, schedule_shift
 from distgan.distributed import any_rank
 from distgan.errors import CheckpointError, UserError
+from distgan.files import write_atomic
 
 
 def check_config_change(cfg: ExperimentConfig, checkpoint_dir: Path, allowed: bool) -> str:
@@ -102,9 +103,7 @@ def _set_aside(out_dir: Path, resume: str, overwrite: bool, resume_from: Path | 
     if abandoned is not None:
         print(f"resuming from an older checkpoint: moved the newer ones to {abandoned}", flush=True)
         if resume_from.parent.resolve() == root.resolve():  # `latest` names the checkpoint we continue
-            pointer = root / f".tmp-{LATEST}"
-            pointer.write_text(resume_from.name + "\n")
-            os.replace(pointer, root / LATEST)
+            write_atomic(root / LATEST, resume_from.name + "\n")
 
 
 def check_out_dir(out_dir: str, key: str = "train.out_dir") -> None:

@@ -8,8 +8,7 @@ import json
 import pytest
 import torch
 
-from distgan import augment, trainer
-from distgan.checkpoint import TrainState
+from distgan import augment
 from distgan.config import load_config
 from distgan.trainer import train
 from tests.test_trainer import assert_same_tensors, tiny_cfg, weights
@@ -25,19 +24,38 @@ def test_p_moves_by_images_over_speed_towards_the_target():
     assert augment.adjusted_p(0.95, 1.0, 0.6, 64, 640) == 1.0
 
 
-def test_trainer_turns_the_tally_into_p():
-    cfg = load_config(None, ["augment.policy=ada", "augment.speed_images=1000", "data.batch_size=50"])
-    tally = augment.RealSignTally("cpu")
+class _World:
+    """`size` ranks whose tallies sum to what this rank holds (the sum is the caller's collective)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    @staticmethod
+    def sum(values):
+        return values
+
+
+def test_pipe_turns_the_tally_into_p_on_its_interval():
+    cfg = load_config(None, ["augment.policy=ada", "augment.speed_images=1000", "augment.interval=2"])
+    pipe = augment.AugmentPipe(cfg.augment, side=28, global_batch=50, device="cpu")
+    pipe.p = 0.3
     for mean_sign in (1.0, 0.5, 0.25, 0.75):  # r_t = 0.625 > 0.6 over 4 D steps of 50 images
-        tally.add(torch.tensor(mean_sign))
-    assert trainer.adapted_p(cfg, 0.3, tally, world=1) == pytest.approx(0.3 + 200 / 1000)
-    assert tally.totals.tolist() == [0.0, 0.0]  # the next interval starts afresh
+        pipe.observe({"augment_rt": torch.tensor(mean_sign)})
+    pipe.adjust(step=3, world=_World(1))  # not on the interval: nothing moves
+    assert pipe.p == 0.3 and pipe.tally.totals.tolist() == [2.5, 4.0]
+    pipe.adjust(step=4, world=_World(1))
+    assert pipe.p == pytest.approx(0.3 + 200 / 1000)
+    assert pipe.tally.totals.tolist() == [0.0, 0.0]  # the next interval starts afresh
+    pipe.p = 0.3
     for mean_sign in (0.5, 0.5):  # r_t = 0.5 < 0.6: p falls by 2 steps x 50 images
-        tally.add(torch.tensor(mean_sign))
-    assert trainer.adapted_p(cfg, 0.3, tally, world=1) == pytest.approx(0.3 - 100 / 1000)
+        pipe.observe({"augment_rt": torch.tensor(mean_sign)})
+    pipe.adjust(step=6, world=_World(1))
+    assert pipe.p == pytest.approx(0.3 - 100 / 1000)
+    pipe.p = 0.3
     for mean_sign in (1.0, 1.0, 0.0, 1.0):  # as summed over 2 processes: 2 D steps of the global batch
-        tally.add(torch.tensor(mean_sign))
-    assert trainer.adapted_p(cfg, 0.3, tally, world=2) == pytest.approx(0.3 + 100 / 1000)
+        pipe.observe({"augment_rt": torch.tensor(mean_sign)})
+    pipe.adjust(step=8, world=_World(2))
+    assert pipe.p == pytest.approx(0.3 + 100 / 1000)
 
 
 def test_tally_state_round_trips_through_json_exactly():
@@ -47,8 +65,11 @@ def test_tally_state_round_trips_through_json_exactly():
     copy = augment.RealSignTally("cpu")
     copy.load_state_dict(json.loads(json.dumps(tally.state_dict())))
     assert torch.equal(copy.totals, tally.totals)
-    state = TrainState(augment_p=0.1 + 0.2)  # not a round number in binary
-    assert TrainState.from_meta(json.loads(json.dumps(state.to_meta()))).augment_p == state.augment_p
+    cfg = load_config(None, ["augment.policy=ada"]).augment
+    pipe, restored = (augment.AugmentPipe(cfg, 28, 64, "cpu") for _ in range(2))
+    pipe.p = 0.1 + 0.2  # not a round number in binary
+    restored.load_state_dict(json.loads(json.dumps(pipe.state_dict())))
+    assert restored.p == pipe.p
 
 
 ADA = [

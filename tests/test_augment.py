@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from distgan import augment, trainer
+from distgan import augment, step
 from distgan.augment import ops
 from distgan.config import ConfigError, load_config
 from distgan.data import Batch
@@ -183,7 +183,7 @@ def test_d_step_augments_real_and_fake_independently():
     x = images(n=4, c=1, side=28)
     backend = stub_backend(x.clone())  # fakes identical to the reals
     torch.manual_seed(3)
-    trainer.d_step(backend, cfg, Batch(x, None))
+    step.d_step(backend, cfg, Batch(x, None))
     seen = backend.critic_module.inputs[0]
     seen_real, seen_fake = seen.chunk(2)
     assert not torch.equal(seen_real, x) and not torch.equal(seen_fake, x)  # both augmented
@@ -195,7 +195,7 @@ def test_g_step_shows_d_augmented_fakes():
     fakes = images(n=4, c=1, side=28).requires_grad_(True)
     backend = stub_backend(fakes)
     backend.generator_module = None
-    trainer.g_step(backend, cfg, 4, "cpu")
+    step.g_step(backend, cfg, 4, "cpu")
     (seen,) = backend.critic_module.inputs
     assert seen.shape == fakes.shape and not torch.equal(seen, fakes.detach())
 
@@ -245,7 +245,7 @@ def test_each_micro_batch_sees_its_own_rows_of_the_batch_augmentation():
         )
         backend = stub_backend(None)
         backend.generator = generator
-        trainer.d_step(backend, cfg, Batch(x, None), latent=latent, augment_params=params)
+        step.d_step(backend, cfg, Batch(x, None), latent=latent, augment_params=params)
         halves = [inputs.chunk(2) for inputs in backend.critic_module.inputs]
         seen[accum] = [torch.cat([h[k] for h in halves]) for k in (0, 1)]  # (reals, fakes) in batch order
     assert len(halves) == 2

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from distgan.trainer import d_step, g_step
+from distgan.step import d_step, g_step
 from tests.backend_helpers import TOY, changed, make, random_batch, snapshot
 
 CASES = {

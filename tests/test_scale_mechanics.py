@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distgan import trainer
+from distgan import step, trainer
 from distgan.config import ConfigError, load_config
 from distgan.data import Batch
 from distgan.distributed.collectives import LazyBufferAverage
@@ -48,11 +48,11 @@ def test_lazy_average_lends_the_average_and_gives_each_rank_its_own_stats_back()
 
 def test_micro_batches_split_every_tensor_and_keep_none():
     x, y = torch.arange(8), torch.arange(8) * 10
-    parts = trainer.micro_batches(4, x, None, y)
+    parts = step.micro_batches(4, x, None, y)
     assert len(parts) == 4
     assert all(p[1] is None for p in parts)
     assert torch.equal(torch.cat([p[0] for p in parts]), x) and torch.equal(parts[3][2], y[6:])
-    means = trainer.mean_of([{"loss": torch.tensor(1.0)}, {"loss": torch.tensor(3.0)}])
+    means = step.mean_of([{"loss": torch.tensor(1.0)}, {"loss": torch.tensor(3.0)}])
     assert float(means["loss"]) == 2.0
 
 
@@ -114,7 +114,7 @@ class _Backend:
 def test_accumulation_with_batchnorm_warns_at_start(accum, norm, warned):
     cfg = load_config(None, ["data.source=embedded", "data.batch_size=64", f"train.grad_accum={accum}"])
     printer = _Printer()
-    trainer.warn_batchnorm_accumulation(cfg, _Backend(norm), 64, printer)
+    trainer.warn_batchnorm_accumulation(cfg, _Backend(norm), 64, printer.print)
     assert bool(printer.lines) == warned
     if warned:
         assert (
@@ -133,7 +133,7 @@ def test_fp16_hot_path_never_reads_the_loss_scale_on_the_host(fresh_accelerate):
     backend = fp16_backend(cfg)
     scaler = backend.accelerator.scaler
     images = torch.rand(4, 1, 28, 28) * 2 - 1
-    trainer.d_step(backend, cfg, Batch(images, None))  # the scaler now holds its scale tensor
+    step.d_step(backend, cfg, Batch(images, None))  # the scaler now holds its scale tensor
 
     def host_read():
         raise AssertionError("the loss scale was read on the host")
@@ -142,7 +142,7 @@ def test_fp16_hot_path_never_reads_the_loss_scale_on_the_host(fresh_accelerate):
     assert backend.loss_scale() is scaler._get_scale_async()  # the very device tensor, no copy
     poisoned = images.clone()
     poisoned[0, 0, 0, 0] = float("inf")
-    out = trainer.d_step(backend, cfg, Batch(poisoned, None))  # overflow in the 2nd micro-batch's rows
+    out = step.d_step(backend, cfg, Batch(poisoned, None))  # overflow in the 2nd micro-batch's rows
     assert torch.is_tensor(out["d_skipped_steps"]) and float(out["d_skipped_steps"]) == 1.0
-    out = trainer.g_step(backend, cfg, 4, "cpu")
+    out = step.g_step(backend, cfg, 4, "cpu")
     assert torch.is_tensor(out["g_skipped_steps"]) and float(out["g_skipped_steps"]) == 0.0

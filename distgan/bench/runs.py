@@ -210,7 +210,7 @@ def time_d_steps(
     """Per round: (seconds per D step with the penalty, without), real backend and d_step, alternated."""
     from distgan.distributed import build_accelerator, build_backend, complete_from_launcher
     from distgan.models import build_discriminator, build_generator
-    from distgan.trainer import d_step
+    from distgan.step import d_step
 
     with_gp, plain = penalty_variants(cfg)
     reset_accelerate()

@@ -1,6 +1,6 @@
 """distgan.checkpoint: the training state on disk, and the run directory's safety rules.
 
-store.py   Checkpointer.save/restore (models, EMA, optimizers, data position, meta), TrainState
+store.py   Checkpointer.save/restore over registered CheckpointParts; atomic text writes
 locate.py  names, the `latest` pointer, manifests, meta.json, --resume resolution
 rundir.py  the run lock, moving an old run or abandoned checkpoints aside
 """
@@ -21,10 +21,11 @@ from distgan.checkpoint.rundir import LOCK_FILE, RunLock, abandon_newer, has_che
 from distgan.checkpoint.store import (
     EMA_WEIGHTS,
     Checkpointer,
-    TrainState,
+    CheckpointParts,
     load_weights,
     save_weights,
     torch_versions,
+    write_text_atomic,
 )
 from distgan.errors import CheckpointError
 
@@ -34,9 +35,9 @@ __all__ = [
     "LOCK_FILE",
     "MANIFEST",
     "CheckpointError",
+    "CheckpointParts",
     "Checkpointer",
     "RunLock",
-    "TrainState",
     "abandon_newer",
     "checkpoint_name",
     "complete_checkpoints",
@@ -51,4 +52,5 @@ __all__ = [
     "step_of",
     "torch_versions",
     "verify",
+    "write_text_atomic",
 ]

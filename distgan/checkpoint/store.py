@@ -16,46 +16,43 @@ Layout (DESIGN.md run-directory contract):
 A checkpoint is written under `.tmp-step_...` and renamed when complete; `latest` is then
 replaced with os.replace. A crash at any point leaves `latest` naming a complete checkpoint; a
 failed write (disk full) leaves the previous one as `latest` and says how much space is needed.
-This module never decides WHEN to save, nor whether the state is finite; the trainer does.
+What is saved is registered once (`CheckpointParts`): the backend's state, objects with
+`state_dict()` / `load_state_dict()` shared by all ranks (meta.json) or per rank (ranks/), the
+contract's weights files and text files. This module never decides WHEN to save, nor whether the
+state is finite; the trainer does.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from distgan.checkpoint.locate import (
     LATEST,
-    TMP_PREFIX,
     checkpoint_name,
     complete_checkpoints,
+    latest_checkpoint,
     read_meta,
     write_manifest,
 )
-from distgan.config import ExperimentConfig
 from distgan.errors import CheckpointError
+from distgan.files import TMP_PREFIX, write_atomic
 
 EMA_WEIGHTS = "generator_ema"  # <checkpoint>/generator_ema.safetensors (DESIGN.md)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def write_text_atomic(path: Path, text: str) -> None:
+    """`text` in `path` through a temporary name and os.replace: readers see old or new, never half."""
+    write_atomic(path, text)
 
 
 def save_weights(module: nn.Module, path: Path) -> None:
@@ -67,106 +64,76 @@ def load_weights(module: nn.Module, path: Path) -> None:
     module.load_state_dict(load_file(str(path)))
 
 
+class Stateful(Protocol):
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
 @dataclass
-class TrainState:
-    step: int = 0  # G steps done
-    images_seen: int = 0  # real images consumed by D, all processes together
-    critic_steps: int = 0  # D steps already done of the unfinished iteration (a stop mid-D-loop)
-    lr_scale: float = 1.0  # product of the rollback factors applied to both learning rates so far
-    rollbacks: int = 0  # automatic rollbacks after non-finite values
-    augment_p: float = 0.0  # ADA's augmentation probability (the same on every process; JSON-exact)
+class CheckpointParts:
+    """What a checkpoint holds, registered once by the trainer. Adding state to checkpoints is one
+    more entry here, never a change to the Checkpointer."""
 
-    def to_meta(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> TrainState:
-        return cls(**{f.name: meta[f.name] for f in dataclasses.fields(cls) if f.name in meta})
+    backend: Any  # G, D, optimizers, scaler, RNG per rank: `save_state(dir)` / `load_state(dir)`
+    shared: list[Stateful]  # the same on every rank; their state_dicts merge into meta.json
+    per_rank: dict[str, Stateful]  # each rank's own (data position, ADA tally): ranks/rank_N.json
+    weights: dict[str, nn.Module]  # the contract's weights files, written by the main process
+    restored_weights: tuple[str, ...] = ()  # of those, the ones read back (G and D come with the backend)
+    facts: dict[str, Any] = field(default_factory=dict)  # meta.json facts about the run (world size, ...)
+    texts: dict[str, str] = field(default_factory=dict)  # more files, e.g. the resolved config.yaml
 
 
 class Checkpointer:
-    """Saves and restores the whole training state (models, EMA, optimizers, data position, meta).
+    """Saves and restores the registered parts of the training state, atomically."""
 
-    What is saved: the backend's state (optimizers, scaler, RNG per rank; its own format), the
-    contract's safetensors weights (generator, discriminator, generator_ema), this rank's data
-    position, meta.json and the resolved config.
-    """
-
-    def __init__(
-        self,
-        run_dir,
-        accelerator,
-        backend,
-        cfg: ExperimentConfig,
-        ema,
-        stream,
-        machines: int = 1,
-        rank_parts=None,
-    ):
+    def __init__(self, run_dir, accelerator, parts: CheckpointParts, keep_last: int) -> None:
         self.root = Path(run_dir) / "checkpoints"
         self.accelerator = accelerator  # ranks and barriers
-        self.backend = backend  # writes/reads optimizer, scaler and RNG state in its own format
-        self.cfg, self.ema, self.stream, self.machines = cfg, ema, stream, machines
-        self.keep_last = cfg.checkpoint.keep_last
-        # {name: object with state_dict()/load_state_dict()}: more per-process state (ADA's tally)
-        self.rank_parts = dict(rank_parts or {})
+        self.parts, self.keep_last = parts, keep_last
 
-    def save(self, state: TrainState, rank_buffers: dict[str, torch.Tensor] | None = None) -> Path:
+    def latest(self) -> Path | None:
+        """The newest complete checkpoint of this run (verified), or None."""
+        return latest_checkpoint(self.root.parent)
+
+    def save(self, step: int, rank_buffers: dict[str, torch.Tensor] | None = None) -> Path:
         """Collective: every process must call it. Returns the final checkpoint directory.
 
         `rank_buffers`: this rank's own BatchNorm running stats while the modules hold the average
         (distributed.collectives.LazyBufferAverage); restored per rank so a resume is bitwise.
         """
-        weights = {"generator": self.backend.generator_module, "discriminator": self.backend.critic_module}
-        if self.ema is not None:
-            weights[EMA_WEIGHTS] = self.ema.model
-        dist = self.cfg.distributed
-        meta = {
-            **state.to_meta(),
-            "world_size": self.accelerator.num_processes,
-            "num_machines": self.machines,
-            "backend": self.cfg.distributed.backend,
-            "zero_stage": dist.zero_stage if dist.backend == "deepspeed" else None,
-            "mixed_precision": self.cfg.train.mixed_precision,
-            "config_hash": self.cfg.hash(),
-            "versions": torch_versions(),
-        }
-        config_yaml = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
-        rank_state: dict[str, Any] = {"data": self.stream.state_dict()}
-        rank_state.update({name: part.state_dict() for name, part in self.rank_parts.items()})
+        meta: dict[str, Any] = {}
+        for part in self.parts.shared:
+            meta.update(part.state_dict())
+        meta.update(self.parts.facts, world_size=self.accelerator.num_processes)
+        rank_state = {name: part.state_dict() for name, part in self.parts.per_rank.items()}
         if rank_buffers and self.accelerator.num_processes > 1:  # one process: the average is its own
             rank_state["buffers"] = {k: v.detach().float().cpu().tolist() for k, v in rank_buffers.items()}
-        return self._write(state.step, weights, meta, rank_state, config_yaml)
+        return self._write(step, meta, rank_state)
 
-    def restore(self, checkpoint_dir: Path) -> TrainState:
-        """Restore every rank's backend state, RNG, EMA and data position; return the counters."""
+    def restore(self, checkpoint_dir: Path) -> dict[str, Any]:
+        """Restore every registered part on every rank; return meta.json."""
         meta, rank_state = self._read(checkpoint_dir)
-        self.stream.load_state_dict(rank_state["data"])
-        for name, part in self.rank_parts.items():
+        for name, part in self.parts.per_rank.items():
             if name in rank_state:  # absent in checkpoints written without it: the part starts afresh
                 part.load_state_dict(rank_state[name])
         self._restore_rank_buffers(rank_state.get("buffers", {}))
-        if self.ema is not None:
-            load_weights(self.ema.model, checkpoint_dir / f"{EMA_WEIGHTS}.safetensors")
+        for name in self.parts.restored_weights:
+            load_weights(self.parts.weights[name], checkpoint_dir / f"{name}.safetensors")
+        for part in self.parts.shared:
+            part.load_state_dict(meta)
         self.accelerator.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
-        return TrainState.from_meta(meta)
+        return meta
 
     @torch.no_grad()
     def _restore_rank_buffers(self, saved: dict[str, list]) -> None:
-        modules = {"g": self.backend.generator_module, "d": self.backend.critic_module}
+        modules = {"g": self.parts.backend.generator_module, "d": self.parts.backend.critic_module}
         for key, values in saved.items():
             prefix, name = key.split(".", 1)
             buffer = modules[prefix].get_buffer(name)
             buffer.copy_(torch.tensor(values, dtype=buffer.dtype).view_as(buffer))
 
-    def _write(
-        self,
-        step: int,
-        weights: dict[str, nn.Module],
-        meta: dict[str, Any],
-        rank_state: dict[str, Any],
-        config_yaml: str,
-    ) -> Path:
+    def _write(self, step: int, meta: dict[str, Any], rank_state: dict[str, Any]) -> Path:
         acc = self.accelerator
         name = checkpoint_name(step)
         tmp = self.root / f"{TMP_PREFIX}{name}"
@@ -176,14 +143,15 @@ class Checkpointer:
                 shutil.rmtree(tmp, ignore_errors=True)  # a crashed earlier attempt
                 (tmp / "ranks").mkdir(parents=True)
             acc.wait_for_everyone()
-            self.backend.save_state(tmp / "state")
-            _write_text_atomic(tmp / "ranks" / f"rank_{acc.process_index:05d}.json", json.dumps(rank_state))
+            self.parts.backend.save_state(tmp / "state")
+            write_text_atomic(tmp / "ranks" / f"rank_{acc.process_index:05d}.json", json.dumps(rank_state))
             acc.wait_for_everyone()  # every rank's files are in place before the rename
             if acc.is_main_process:
-                for file_stem, module in weights.items():
+                for file_stem, module in self.parts.weights.items():
                     save_weights(module, tmp / f"{file_stem}.safetensors")
-                (tmp / "config.yaml").write_text(config_yaml)
-                _write_text_atomic(
+                for file_name, text in self.parts.texts.items():
+                    (tmp / file_name).write_text(text)
+                write_text_atomic(
                     tmp / "meta.json", json.dumps({**meta, "step": step, "saved_at": time.time()}, indent=2)
                 )
                 write_manifest(tmp)  # last: a checkpoint without a matching manifest is never trusted
@@ -202,7 +170,7 @@ class Checkpointer:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, final)
-            _write_text_atomic(self.root / LATEST, name + "\n")
+            write_text_atomic(self.root / LATEST, name + "\n")
             self._prune(keep=final)
         acc.wait_for_everyone()
         return final
@@ -225,7 +193,7 @@ class Checkpointer:
                 f"{acc.num_processes}: resume with the same number of processes "
                 f"(per-process RNG and data positions are part of the checkpoint)"
             )
-        self.backend.load_state(checkpoint_dir / "state")
+        self.parts.backend.load_state(checkpoint_dir / "state")
         rank_file = checkpoint_dir / "ranks" / f"rank_{acc.process_index:05d}.json"
         return meta, json.loads(rank_file.read_text())
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from distgan.errors import UserError
+from distgan.files import write_atomic
 
 
 class ConfigError(UserError, ValueError):
@@ -320,6 +321,11 @@ class TrainConfig:
         _require(self.ema_rampup >= 0, f"{prefix}.ema_rampup", f"must be >= 0, got {self.ema_rampup}")
         _require(self.grad_accum >= 1, f"{prefix}.grad_accum", f"must be >= 1, got {self.grad_accum}")
 
+    @property
+    def ema_enabled(self) -> bool:
+        """A generator EMA is kept (by steps or by images)."""
+        return bool(self.ema_decay or self.ema_images)
+
     def n_critic_at(self, g_step: int) -> int:
         """D steps to run before generator step `g_step` (0-based)."""
         return self.critic_boost_n_critic if g_step < self.critic_boost_steps else self.n_critic
@@ -580,6 +586,4 @@ class ExperimentConfig:
 
     def save_yaml(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-        tmp.replace(path)
+        write_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False))

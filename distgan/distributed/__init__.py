@@ -1,6 +1,6 @@
 """distgan.distributed: everything that knows about processes, devices and wrapping.
 
-    world.py           the Accelerator, launcher checks and settings, num_machines, StopRequest
+    world.py           World, the Accelerator, launcher checks and settings, num_machines, StopRequest
     collectives.py     average_buffers, sum_over_ranks, LazyBufferAverage
     backend.py         the Backend interface, build_optimizer, SyncBatchNorm conversion
     ddp.py             AccelerateBackend (one process / DDP)
@@ -23,6 +23,7 @@ from distgan.distributed.ddp import AccelerateBackend
 from distgan.distributed.world import (
     DistributedError,
     StopRequest,
+    World,
     any_rank,
     build_accelerator,
     check_world,
@@ -37,6 +38,7 @@ __all__ = [
     "Backend",
     "DistributedError",
     "StopRequest",
+    "World",
     "any_rank",
     "LazyBufferAverage",
     "average_buffers",

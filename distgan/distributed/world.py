@@ -19,12 +19,15 @@ import os
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 
 from distgan.config import ConfigError, ExperimentConfig, override
+from distgan.distributed.collectives import sum_over_ranks
 from distgan.distributed.deepspeed_json import deepspeed_config
 from distgan.distributed.launcher import deepspeed_overrides, default_overrides, dynamo_overrides
 from distgan.errors import UserError
@@ -36,6 +39,32 @@ LAUNCHER_PLUGIN_VARS = ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_DYNAMO_BACKEND")
 
 class DistributedError(UserError, RuntimeError):
     """The processes cannot form the world the launcher asked for."""
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in the run, handed to components instead of the Accelerator."""
+
+    rank: int
+    size: int
+    device: torch.device
+    is_main: bool
+    gather: Callable[[torch.Tensor], torch.Tensor]  # every rank's tensor, concatenated (a collective)
+
+    @classmethod
+    def of(cls, accelerator) -> World:
+        return cls(
+            accelerator.process_index,
+            accelerator.num_processes,
+            accelerator.device,
+            accelerator.is_main_process,
+            accelerator.gather,
+        )
+
+    @staticmethod
+    def sum(values: torch.Tensor) -> torch.Tensor:
+        """`values` summed over every rank, in place: ONE all-reduce (a collective)."""
+        return sum_over_ranks(values)
 
 
 def launched_world_size() -> int:

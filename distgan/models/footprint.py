@@ -75,7 +75,7 @@ def estimate(cfg: ExperimentConfig, world_size: int) -> Footprint:
     shard = world_size if cfg.distributed.backend == "deepspeed" else 1
     grad_shard = shard if cfg.distributed.zero_stage == 2 else 1
     per_param = 4 * (1 + 1 / grad_shard + 2 / shard)
-    weights = (g_params + d_params) * per_param + (4 * g_params if cfg.train.ema_decay else 0)
+    weights = (g_params + d_params) * per_param + (4 * g_params if cfg.train.ema_enabled else 0)
     normalise_g, normalise_d = spectral_norm_targets(cfg.model.spectral_norm)
     d_divided = normalised_values(discriminator) if normalise_d else 0
     d_step += d_divided

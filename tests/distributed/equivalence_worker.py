@@ -1,7 +1,7 @@
 """One training iteration on a FIXED global batch, through distgan's real loop functions; dump weights.
 
 Every process slices the same global real batch, latent noise and penalty alphas by its rank and
-runs `trainer.d_step` n_critic times and `trainer.g_step` once, through the backend
+runs the D phase (`step.Phases.critic_step`) n_critic times and the G phase once, through the backend
 `build_backend` picks (DDP via accelerate, or DeepSpeed engines): the code path of training.
 With world size 1 this is the reference; with N processes (or nodes) the weights must match it.
 
@@ -36,11 +36,11 @@ import torch
 from safetensors.torch import save_file
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
-from distgan import augment, trainer
-from distgan.checkpoint import TrainState
+from distgan import augment, step
 from distgan.config import load_config
 from distgan.data import Batch
 from distgan.distributed import build_accelerator, build_backend
+from distgan.ema import GeneratorEMA
 from distgan.models import build_discriminator, build_generator
 
 GLOBAL_BATCH = 8
@@ -108,7 +108,7 @@ def plant(backend, accelerator, kind: str) -> None:
     if kind != "split_backward":
         raise SystemExit(f"unknown plant {kind!r}")
     parts = {}
-    losses = trainer.objectives.discriminator_losses
+    losses = step.objectives.discriminator_losses
 
     def remember_parts(*args, **kwargs):
         out = losses(*args, **kwargs)
@@ -126,7 +126,7 @@ def plant(backend, accelerator, kind: str) -> None:
         backend.optimizers["d"].step()
         return {}
 
-    trainer.objectives.discriminator_losses = remember_parts
+    step.objectives.discriminator_losses = remember_parts
     backend.update = split_update
 
 
@@ -136,7 +136,7 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
     local = cfg.local_batch(world)
     rows = slice(rank * local, (rank + 1) * local)
     device = accelerator.device
-    original_losses = trainer.objectives.discriminator_losses
+    original_losses = step.objectives.discriminator_losses
 
     torch.manual_seed(cfg.train.seed)
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
@@ -158,7 +158,10 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
             plant(backend, accelerator, kind)
     comm = count_gradient_all_reduces(backend)
 
-    ema = trainer.build_ema(cfg, backend.generator_module)
+    ema = GeneratorEMA.of(cfg.train, backend.generator_module)
+    phases = step.Phases(
+        backend, step.PhaseSettings.of(cfg), augment.AugmentPipe.fixed(cfg.augment, cfg.data.resolution, 1.0)
+    )
 
     # The fixed GLOBAL inputs, identical on every process; each takes its rows.
     rng = torch.Generator().manual_seed(1234)
@@ -175,18 +178,17 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
         latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
         alpha = torch.rand(cfg.data.batch_size, generator=rng)
         batch = Batch(real[rows].to(device), None)
-        trainer.d_step(
-            backend, cfg, batch, latent=latent[rows].to(device), alpha=alpha[rows].to(device),
+        phases.critic_step(
+            batch, latent=latent[rows].to(device), alpha=alpha[rows].to(device),
             augment_params=(augmentation(), augmentation()),
-            r1_due=trainer.r1_due(cfg, d_index * cfg.data.batch_size),
+            regularize=phases.regularize_d(d_index * cfg.data.batch_size),
         )  # fmt: skip
     latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
-    trainer.g_step(backend, cfg, local, device, latent=latent[rows].to(device), augment_params=augmentation())
+    phases.generator_step(local, device, latent=latent[rows].to(device), augment_params=augmentation())
     backend.sync_buffers()
     if ema is not None:
-        state = TrainState(step=1, images_seen=cfg.train.n_critic * cfg.data.batch_size)
-        trainer.update_average(ema, backend.generator_module, cfg, state, cfg.train.n_critic)
-    trainer.objectives.discriminator_losses = original_losses
+        ema.update(backend.generator_module, 1, 0, cfg.train.n_critic * cfg.data.batch_size)  # G step 1
+    step.objectives.discriminator_losses = original_losses
 
     # Which network namespace ("node") this rank ran in: the 2-node test checks the placement.
     where = {"rank": str(rank), "world_size": str(world), "netns": str(os.stat("/proc/self/ns/net").st_ino)}

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from distgan import trainer
+from distgan import step
 from distgan.config import load_config
 from distgan.data import Batch
 from distgan.distributed.ddp import AccelerateBackend
@@ -112,14 +112,14 @@ def test_fp16_overflow_step_is_skipped_by_both_optimizers(fresh_accelerate, tmp_
 
     d_before = snapshot(backend.critic_module)
     assert float(backend.loss_scale()) == 2.0**10  # the penalty gets the scaler's scale
-    healthy = trainer.d_step(backend, cfg, Batch(images, None))
+    healthy = step.d_step(backend, cfg, Batch(images, None))
     assert healthy["d_skipped_steps"] == 0 and not same(d_before, backend.critic_module)
 
     # Overflow in D's step: an inf in the batch makes D's gradients non-finite.
     poisoned = images.clone()
     poisoned[0, 0, 0, 0] = float("inf")
     d_before, scale = snapshot(backend.critic_module), scaler.get_scale()
-    out = trainer.d_step(backend, cfg, Batch(poisoned, None))
+    out = step.d_step(backend, cfg, Batch(poisoned, None))
     assert out["d_skipped_steps"] == 1 and same(d_before, backend.critic_module)
     assert scaler.get_scale() == scale / 2
 
@@ -127,12 +127,12 @@ def test_fp16_overflow_step_is_skipped_by_both_optimizers(fresh_accelerate, tmp_
     g_before, scale = snapshot(backend.generator_module), scaler.get_scale()
     latent = torch.randn(4, 8)
     latent[0, 0] = float("inf")
-    out = trainer.g_step(backend, cfg, 4, "cpu", latent=latent)
+    out = step.g_step(backend, cfg, 4, "cpu", latent=latent)
     assert out["g_skipped_steps"] == 1 and same(g_before, backend.generator_module)
     assert scaler.get_scale() == scale / 2
 
     # ... and the next healthy G step is applied again.
-    out = trainer.g_step(backend, cfg, 4, "cpu")
+    out = step.g_step(backend, cfg, 4, "cpu")
     assert out["g_skipped_steps"] == 0 and not same(g_before, backend.generator_module)
 
     # The scaler state is part of the checkpoint.

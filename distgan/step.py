@@ -1,0 +1,178 @@
+"""One training iteration's phases, as stylegan2-ada names them, built once from their sections.
+
+    phase    network  when                                 what
+    D main   D        every D step                         adversarial loss on a real and a fake batch
+    D reg    D        every objective.r1_every-th D step   the penalty (WGAN-GP: every step); it joins
+                                                           D main's backward: ONE backward per D step
+    G main   G        every G step                         adversarial loss through a frozen D
+    G reg    G        (no regularizer of G yet)            the slot for path-length regularization
+
+Distributed rules the phases keep (tests/distributed proves them):
+- one backward per D step; the penalty's input gradient is taken inside that graph;
+- D is frozen during the G step and run unwrapped, so neither DDP nor DeepSpeed computes or
+  all-reduces D's gradients there;
+- with train.grad_accum = M each update is M micro-batches, all-reduced only on the last;
+- every process draws its own latent noise and augmentation (the pipe) from its own RNG.
+The losses are pure functions (objectives.py); this module does the backward through the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from distgan import objectives
+from distgan.augment import AugmentParams, AugmentPipe
+from distgan.config import ExperimentConfig, ObjectiveConfig
+from distgan.distributed import Backend
+
+
+@dataclass(frozen=True)
+class PhaseSettings:
+    """What the phases read of the experiment, gathered once."""
+
+    objective: ObjectiveConfig
+    latent_dim: int
+    num_classes: int
+    micro_batches: int  # train.grad_accum
+    global_batch: int  # data.batch_size: images per D step, all processes together
+    pure_batches: bool  # BatchNorm in D: real and fake batches go through D separately
+
+    @classmethod
+    def of(cls, cfg: ExperimentConfig) -> PhaseSettings:
+        return cls(
+            cfg.objective,
+            cfg.model.latent_dim,
+            cfg.model.num_classes,
+            cfg.train.grad_accum,
+            cfg.data.batch_size,
+            cfg.model.d_norm == "batch",
+        )
+
+
+def micro_batches(count: int, *tensors: torch.Tensor | None) -> list[tuple]:
+    """Each tensor (None stays None) split into `count` equal micro-batches along the batch dim."""
+    return list(zip(*(t.chunk(count) if t is not None else (None,) * count for t in tensors), strict=True))
+
+
+def rows_of(params: AugmentParams | None, count: int, i: int, size: int) -> AugmentParams | None:
+    """Micro-batch i's share of a batch's augmentation parameters (micro-batches of `size`)."""
+    if params is None or count == 1:
+        return params
+    return params.select(slice(i * size, (i + 1) * size))
+
+
+def mean_of(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The micro-batches' values as one step's (means of equal-sized parts: the full batch's)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {k: torch.stack([part[k].detach().float() for part in parts]).mean() for k in parts[0]}
+
+
+class Phases:
+    """The D and G updates of one iteration over a backend, with the augmentation pipe."""
+
+    def __init__(self, backend: Backend, settings: PhaseSettings, augment: AugmentPipe) -> None:
+        self.backend, self.settings, self.augment = backend, settings, augment
+
+    def regularize_d(self, images_seen: int) -> bool:
+        """D reg's interval: D steps 0, N, 2N, ... of the run (N = objective.r1_every)."""
+        return (images_seen // self.settings.global_batch) % self.settings.objective.r1_every == 0
+
+    def latent(self, count: int, device) -> torch.Tensor:
+        return torch.randn(count, self.settings.latent_dim, device=device)
+
+    def critic_step(
+        self, batch, latent=None, alpha=None, *, augment_params=None, regularize: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """D main (+ D reg when `regularize`): per micro-batch ONE forward and ONE backward,
+        all-reduced only on the last; one optimizer step. `latent`, the penalty's `alpha` and the
+        (real, fake) `augment_params` are drawn here unless given (equivalence tests fix them)."""
+        real = batch.images
+        labels = batch.labels if self.settings.num_classes > 0 else None  # unconditional: no labels
+        latent = self.latent(real.shape[0], real.device) if latent is None else latent
+        real_params, fake_params = augment_params or (
+            self.augment.draw(real.shape[0], real.device),
+            self.augment.draw(real.shape[0], real.device),
+        )
+        count, parts = self.settings.micro_batches, []
+        size = real.shape[0] // count
+        for i, (real_i, labels_i, latent_i, alpha_i) in enumerate(
+            micro_batches(count, real, labels, latent, alpha)
+        ):
+            last = i == count - 1
+            with self.backend.accumulating("d", last):  # no all-reduce before the last micro-batch
+                params = rows_of(real_params, count, i, size), rows_of(fake_params, count, i, size)
+                parts.append(self._critic_losses(real_i, labels_i, latent_i, alpha_i, *params, regularize))
+                stepped = self.backend.update("d", parts[-1]["loss"], first=i == 0, last=last)
+        return {**mean_of(parts), **stepped}
+
+    def _critic_losses(
+        self, real, labels, latent, alpha, real_params, fake_params, regularize: bool
+    ) -> dict[str, torch.Tensor]:
+        """D's losses on one (micro-)batch. The penalty sees the critic through the real batch's
+        augmentation: R1 is the gradient of D(T(x)) w.r.t. x (WGAN-GP: the interpolates of the
+        un-augmented batches, seen through the real's T)."""
+        backend, seen_by_d = self.backend, self.augment.seen_by_d
+        with torch.no_grad():
+            fake = backend.generator(latent, labels).to(real.dtype)
+        critic = backend.critic_module  # input gradients only: no DDP/DeepSpeed hooks
+        penalty_critic = (
+            critic if real_params is None else (lambda x, y: critic(seen_by_d(x, real_params), y))
+        )
+        seen_real, seen_fake = seen_by_d(real, real_params), seen_by_d(fake, fake_params)
+        if self.settings.pure_batches:
+            # BatchNorm must see pure real and pure fake batches, as D sees a pure fake batch in the
+            # G step; a mixed batch lets D key on batch statistics that the G step never shows it.
+            d_real, d_fake = (
+                backend.discriminator(seen_real, labels),
+                backend.discriminator(seen_fake, labels),
+            )
+        else:  # one forward for both halves: one DDP forward per backward
+            both_labels = None if labels is None else torch.cat([labels, labels])
+            d_real, d_fake = backend.discriminator(torch.cat([seen_real, seen_fake]), both_labels).chunk(2)
+        losses = objectives.discriminator_losses(
+            self.settings.objective, d_real, d_fake, penalty_critic=penalty_critic, real=real, fake=fake,
+            labels=labels, alpha=alpha, loss_scale=backend.loss_scale(), r1_due=regularize,
+        )  # fmt: skip
+        return {**losses, **self.augment.measure(d_real)}
+
+    def generator_step(self, count: int, device, latent=None, labels=None, *, augment_params=None) -> dict:
+        """G main: `count` fakes through a frozen, unwrapped D (no D gradients, no D all-reduce),
+        in micro-batches with one all-reduce and one optimizer step. D sees the fakes through a
+        fresh augmentation (differentiable: G learns through it)."""
+        critic, settings = self.backend.critic_module, self.settings
+        critic.requires_grad_(False)
+        latent = self.latent(count, device) if latent is None else latent
+        if labels is None and settings.num_classes > 0:
+            labels = torch.randint(0, settings.num_classes, (count,), device=device)
+        params = augment_params if augment_params is not None else self.augment.draw(count, device)
+        parts, size = [], count // settings.micro_batches
+        for i, (latent_i, labels_i) in enumerate(micro_batches(settings.micro_batches, latent, labels)):
+            last = i == settings.micro_batches - 1
+            with self.backend.accumulating("g", last):
+                fake = self.backend.generator(latent_i, labels_i)
+                seen = self.augment.seen_by_d(fake, rows_of(params, settings.micro_batches, i, size))
+                parts.append(objectives.generator_losses(settings.objective, critic(seen, labels_i)))
+                stepped = self.backend.update("g", parts[-1]["loss"], first=i == 0, last=last)
+        critic.requires_grad_(True)
+        return {**mean_of(parts), **stepped}
+
+
+def phases_for(backend: Backend, cfg: ExperimentConfig, augment_p: float = 1.0) -> Phases:
+    """Phases at a fixed augmentation probability: one step outside the loop (tests, benchmarks)."""
+    pipe = AugmentPipe.fixed(cfg.augment, cfg.data.resolution, augment_p)
+    return Phases(backend, PhaseSettings.of(cfg), pipe)
+
+
+def d_step(backend, cfg, batch, latent=None, alpha=None, *, augment_p=1.0, augment_params=None, r1_due=True):
+    """One D update outside the loop (tests, benchmarks): `Phases.critic_step`."""
+    phases = phases_for(backend, cfg, augment_p)
+    return phases.critic_step(batch, latent, alpha, augment_params=augment_params, regularize=r1_due)
+
+
+def g_step(backend, cfg, count, device, latent=None, labels=None, *, augment_p=1.0, augment_params=None):
+    """One G update outside the loop (tests, benchmarks): `Phases.generator_step`."""
+    phases = phases_for(backend, cfg, augment_p)
+    return phases.generator_step(count, device, latent, labels, augment_params=augment_params)
