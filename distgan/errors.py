@@ -1,4 +1,4 @@
-"""UserError: the base of every error that means "fix your input".
+"""UserError, the base of every error that means "fix your input", and every exit code distgan uses.
 
 Entry points catch UserError once, print its one-line message and exit 2; anything else is a bug
 and keeps its traceback. Each concern subclasses it (ConfigError, DataError, CheckpointError,
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sys
 
-USER_ERROR_EXIT_CODE = 2
+USER_ERROR_EXIT_CODE = 2  # bad input: the one-line message says what to fix
+DIVERGED_EXIT_CODE = 3  # training produced NaN/inf and could not (or was told not to) recover
+PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
 
 
 class UserError(Exception):

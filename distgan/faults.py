@@ -19,8 +19,6 @@ from distgan.config import TrainConfig
 from distgan.distributed import Backend, any_rank
 from distgan.train_state import TrainState, noise_seed
 
-DIVERGED_EXIT_CODE = 3  # training produced NaN/inf and could not (or was told not to) recover
-
 
 class Diverged(Exception):
     """Non-finite values that the run cannot recover from; the message says what to change."""

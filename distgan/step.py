@@ -166,13 +166,33 @@ def phases_for(backend: Backend, cfg: ExperimentConfig, augment_p: float = 1.0) 
     return Phases(backend, PhaseSettings.of(cfg), pipe)
 
 
-def d_step(backend, cfg, batch, latent=None, alpha=None, *, augment_p=1.0, augment_params=None, r1_due=True):
+def d_step(
+    backend,
+    cfg: ExperimentConfig,
+    batch,
+    latent=None,
+    alpha=None,
+    *,
+    augment_p=1.0,
+    augment_params=None,
+    r1_due=True,
+):
     """One D update outside the loop (tests, benchmarks): `Phases.critic_step`."""
     phases = phases_for(backend, cfg, augment_p)
     return phases.critic_step(batch, latent, alpha, augment_params=augment_params, regularize=r1_due)
 
 
-def g_step(backend, cfg, count, device, latent=None, labels=None, *, augment_p=1.0, augment_params=None):
+def g_step(
+    backend,
+    cfg: ExperimentConfig,
+    count,
+    device,
+    latent=None,
+    labels=None,
+    *,
+    augment_p=1.0,
+    augment_params=None,
+):
     """One G update outside the loop (tests, benchmarks): `Phases.generator_step`."""
     phases = phases_for(backend, cfg, augment_p)
     return phases.generator_step(count, device, latent, labels, augment_params=augment_params)

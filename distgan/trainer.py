@@ -31,7 +31,8 @@ from distgan.distributed import (
     num_machines,
 )
 from distgan.ema import GeneratorEMA
-from distgan.faults import DIVERGED_EXIT_CODE, Diverged, NonFiniteGuard
+from distgan.errors import DIVERGED_EXIT_CODE, PREEMPTED_EXIT_CODE
+from distgan.faults import Diverged, NonFiniteGuard
 from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
 from distgan.models.footprint import check_fits
@@ -39,7 +40,7 @@ from distgan.run_directory import open_run
 from distgan.step import Phases, PhaseSettings
 from distgan.tracking import Tracker, log_with, logging_dir
 from distgan.train_state import TrainState, noise_seed
-from distgan.upkeep import PREEMPTED_EXIT_CODE, Outcome, Upkeep
+from distgan.upkeep import Outcome, Upkeep
 
 __all__ = ["PREEMPTED_EXIT_CODE", "TrainHooks", "train"]
 

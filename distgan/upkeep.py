@@ -25,12 +25,11 @@ from distgan.config import ExperimentConfig
 from distgan.data import TrainStream, evaluation_data, toy_modes
 from distgan.distributed import Backend, LazyBufferAverage, StopRequest, World
 from distgan.ema import GeneratorEMA
+from distgan.errors import PREEMPTED_EXIT_CODE
 from distgan.faults import NonFiniteGuard, roll_back
 from distgan.grids import samples_picture, save_png
 from distgan.tracking import LogWindow, Tracker
 from distgan.train_state import TrainState
-
-PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
 
 
 class Outcome(enum.Enum):

@@ -7,6 +7,8 @@ functions), so a circle hidden in a function body is still a circle.
 from __future__ import annotations
 
 import ast
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,46 +137,115 @@ def test_nothing_in_the_package_imports_the_benchmarks():
     assert all(m.startswith("distgan.bench") for m in importers), importers
 
 
-CONCERNS = [
-    "distributed",
-    "checkpoint",
-    "tracking",
-    "data",
-    "metrics",
-    "models",
-    "objectives",
-    "ema",
-    "grids",
-]
-CONCERNS += ["host_memory", "augment"]
-ASSEMBLY_AND_ENTRIES = [
-    "trainer",
-    "faults",
-    "run_directory",
-    "generation",
-    "train",
-    "sample",
-    "evaluate",
-    "bench",
-]
-ASSEMBLY_AND_ENTRIES += ["hub", "model_card", "export", "sampling"]
+# ARCHITECTURE.md's layers. A module imports only from lower layers, or within its own package.
+LAYERS = {
+    0: ["errors", "files"],
+    1: ["registry"],
+    2: ["config"],
+    3: ["distributed", "checkpoint", "tracking", "data", "metrics", "models", "objectives", "augment", "ema",
+        "grids", "host_memory", "train_state", "hub", "model_card", "sampling"],
+    4: ["step", "faults", "run_directory", "generation"],
+    5: ["upkeep"],
+    6: ["trainer"],
+    7: ["train", "sample", "evaluate", "export", "bench"],
+    8: ["cli"],
+}  # fmt: skip
+ENTRY_POINTS_INSIDE_PACKAGES = {
+    "distgan.data.prepare": 7,  # `python -m distgan.data.prepare`
+    "distgan": 7,  # the package root re-exports the Python API (load_generator)
+}
+LAYER_OF = {name: layer for layer, names in LAYERS.items() for name in names}
 
 
-def concern_of(module: str) -> str | None:
-    part = module.split(".")[1] if module.count(".") else None
-    return part if part in CONCERNS else None
+def layer_of(module: str) -> int | None:
+    if module in ENTRY_POINTS_INSIDE_PACKAGES:
+        return ENTRY_POINTS_INSIDE_PACKAGES[module]
+    return LAYER_OF.get(module.split(".")[1]) if module.count(".") else None
 
 
-def test_concerns_import_neither_each_other_nor_upwards():
-    """ARCHITECTURE.md's layers: the trainer wires the concerns; they never reach for each other."""
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
     wrong = []
-    for module, targets in import_graph().items():
-        mine = concern_of(module)
-        if mine is None or module == "distgan.data.prepare":  # data.prepare is an entry point
-            continue
+    for module, targets in graph.items():
+        mine = layer_of(module)
         for target in targets:
-            theirs = concern_of(target)
-            upward = target.split(".")[1] in ASSEMBLY_AND_ENTRIES if target.count(".") else False
-            if (theirs is not None and theirs != mine) or upward:
-                wrong.append(f"{module} -> {target}")
-    assert not wrong, wrong
+            if target == "distgan" or module.split(".")[:2] == target.split(".")[:2]:
+                continue  # the package root, or within one package
+            theirs = layer_of(target)
+            if mine is None or theirs is None or theirs >= mine:
+                wrong.append(f"{module} (layer {mine}) -> {target} (layer {theirs})")
+    return wrong
+
+
+def test_every_module_has_a_layer_and_imports_only_from_lower_layers():
+    graph = import_graph()
+    assert not [m for m in graph if m != "distgan" and layer_of(m) is None]
+    assert not layer_violations(graph)
+
+
+def test_the_layer_rule_catches_a_planted_same_layer_import():
+    graph = import_graph()
+    graph["distgan.faults"] = graph["distgan.faults"] | {"distgan.run_directory"}  # both layer 4
+    graph["distgan.models.dcgan"] = graph["distgan.models.dcgan"] | {"distgan.data"}  # both layer 3
+    assert len(layer_violations(graph)) == 2
+
+
+# What a module's docstring claims about its imports, as words the check understands.
+CLAIM_WORDS = {
+    "accelerate": "accelerate",
+    "deepspeed": "deepspeed",
+    "distgan's trainer": "distgan.trainer",
+    "backends": "distgan.distributed",
+    "objectives": "distgan.objectives",
+    "it": None,  # "models, objectives and metrics never import it": tested above
+}
+
+
+def import_claims(path: Path) -> list[tuple[str, set[str]]]:
+    """(claim, forbidden-or-allowed names) for each import claim of the module docstring."""
+    text = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split())
+    claims = []
+    for match in re.finditer(r"[Ii]mports nothing from distgan(?: but `(\w+)`)?", text):
+        claims.append(("only", {"distgan.errors"} if match.group(1) == "errors" else set()))
+    for match in re.finditer(r"[Ii]mports torch (?:and config )?only", text):
+        claims.append(("only", {"distgan.config"} if "config" in match.group(0) else set()))
+        claims.append(("external", {"torch"}))
+    for match in re.finditer(r"never imports? ([^.;:(]+)|no (\w+) import", text):
+        clause = re.split(r",\s*so\b", match.group(1) or match.group(2))[0]
+        words = re.split(r", | or | and ", clause.strip())
+        for word in words:
+            assert word in CLAIM_WORDS, f"{path}: the import claim {match.group(0)!r} names {word!r}"
+            if CLAIM_WORDS[word]:
+                claims.append(("never", {CLAIM_WORDS[word]}))
+    return claims
+
+
+def claim_violations(path: Path) -> list[str]:
+    own = ".".join(module_name(path).split(".")[:2])
+    names = imported_names(path)
+    ours = {n for n in names if n.startswith("distgan") and not n.startswith(own)} - {"distgan"}
+    external = {n.split(".")[0] for n in names if not n.startswith("distgan")} - set(sys.stdlib_module_names)
+    external -= {"__future__"}
+    wrong = []
+    for kind, allowed in import_claims(path):
+        if kind == "only" and any(not any(n.startswith(a) for a in allowed) for n in ours):
+            wrong.append(f"{path.name} claims it imports only {allowed or 'nothing'} of distgan: {ours}")
+        if kind == "external" and external - allowed:
+            wrong.append(f"{path.name} claims torch only, imports {external}")
+        if kind == "never" and any(n == a or n.startswith(a + ".") for a in allowed for n in names):
+            wrong.append(f"{path.name} claims it never imports {allowed}")
+    return wrong
+
+
+def test_docstring_import_claims_are_true():
+    paths = sorted(PACKAGE.rglob("*.py"))
+    assert sum(bool(import_claims(p)) for p in paths) >= 8  # the claims are found at all
+    assert not [v for p in paths for v in claim_violations(p)]
+
+
+def test_a_false_import_claim_is_caught(tmp_path):
+    fake = PACKAGE / "models" / "_planted_claim.py"
+    try:
+        fake.write_text('"""Imports torch only."""\nimport numpy\nfrom distgan.data import Batch\n')
+        assert len(claim_violations(fake)) == 2
+    finally:
+        fake.unlink()
