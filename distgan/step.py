@@ -116,8 +116,8 @@ class Phases:
         un-augmented batches, seen through the real's T)."""
         backend, seen_by_d = self.backend, self.augment.seen_by_d
         with torch.no_grad():
-            fake = backend.generator(latent, labels).to(real.dtype)
-        critic = backend.critic_module  # input gradients only: no DDP/DeepSpeed hooks
+            fake = backend.generate(latent, labels).to(real.dtype)
+        critic = backend.penalty_discriminator
         penalty_critic = (
             critic if real_params is None else (lambda x, y: critic(seen_by_d(x, real_params), y))
         )
@@ -126,12 +126,12 @@ class Phases:
             # BatchNorm must see pure real and pure fake batches, as D sees a pure fake batch in the
             # G step; a mixed batch lets D key on batch statistics that the G step never shows it.
             d_real, d_fake = (
-                backend.discriminator(seen_real, labels),
-                backend.discriminator(seen_fake, labels),
+                backend.discriminate(seen_real, labels),
+                backend.discriminate(seen_fake, labels),
             )
         else:  # one forward for both halves: one DDP forward per backward
             both_labels = None if labels is None else torch.cat([labels, labels])
-            d_real, d_fake = backend.discriminator(torch.cat([seen_real, seen_fake]), both_labels).chunk(2)
+            d_real, d_fake = backend.discriminate(torch.cat([seen_real, seen_fake]), both_labels).chunk(2)
         losses = objectives.discriminator_losses(
             self.settings.objective, d_real, d_fake, penalty_critic=penalty_critic, real=real, fake=fake,
             labels=labels, alpha=alpha, loss_scale=backend.loss_scale(), r1_due=regularize,
@@ -142,21 +142,20 @@ class Phases:
         """G main: `count` fakes through a frozen, unwrapped D (no D gradients, no D all-reduce),
         in micro-batches with one all-reduce and one optimizer step. D sees the fakes through a
         fresh augmentation (differentiable: G learns through it)."""
-        critic, settings = self.backend.critic_module, self.settings
-        critic.requires_grad_(False)
+        settings, micro = self.settings, self.settings.micro_batches
         latent = self.latent(count, device) if latent is None else latent
         if labels is None and settings.num_classes > 0:
             labels = torch.randint(0, settings.num_classes, (count,), device=device)
         params = augment_params if augment_params is not None else self.augment.draw(count, device)
-        parts, size = [], count // settings.micro_batches
-        for i, (latent_i, labels_i) in enumerate(micro_batches(settings.micro_batches, latent, labels)):
-            last = i == settings.micro_batches - 1
-            with self.backend.accumulating("g", last):
-                fake = self.backend.generator(latent_i, labels_i)
-                seen = self.augment.seen_by_d(fake, rows_of(params, settings.micro_batches, i, size))
-                parts.append(objectives.generator_losses(settings.objective, critic(seen, labels_i)))
-                stepped = self.backend.update("g", parts[-1]["loss"], first=i == 0, last=last)
-        critic.requires_grad_(True)
+        parts, size = [], count // micro
+        with self.backend.frozen_discriminator() as critic:
+            for i, (latent_i, labels_i) in enumerate(micro_batches(micro, latent, labels)):
+                last = i == micro - 1
+                with self.backend.accumulating("g", last):
+                    fake = self.backend.generate(latent_i, labels_i)
+                    seen = self.augment.seen_by_d(fake, rows_of(params, micro, i, size))
+                    parts.append(objectives.generator_losses(settings.objective, critic(seen, labels_i)))
+                    stepped = self.backend.update("g", parts[-1]["loss"], first=i == 0, last=last)
         return {**mean_of(parts), **stepped}
 
 

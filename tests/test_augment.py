@@ -3,9 +3,7 @@ trainer drawing independent augmentations for the real and the fake half of D's 
 
 from __future__ import annotations
 
-import contextlib
 import re
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +12,7 @@ from distgan import augment, step
 from distgan.augment import ops
 from distgan.config import ConfigError, load_config
 from distgan.data import Batch
+from distgan.distributed import Backend
 
 CFG = load_config(None, ["augment.policy=diffaugment", "augment.ops=[xflip,translation,color,cutout]"])
 
@@ -166,16 +165,27 @@ class RecordingCritic(torch.nn.Module):
         return (x * self.scale).flatten(1).mean(1)
 
 
+class StubBackend(Backend):
+    """A Backend whose G returns fixed images and whose D records what it sees."""
+
+    def __init__(self, fake_images) -> None:
+        self.critic = RecordingCritic()
+        self.generator = lambda latent, labels: fake_images
+        self.discriminator = self.critic
+
+    @property
+    def critic_module(self):
+        return self.critic
+
+    def loss_scale(self):
+        return None
+
+    def update(self, name, loss, first=True, last=True):
+        return {}
+
+
 def stub_backend(fake_images):
-    critic = RecordingCritic()
-    return SimpleNamespace(
-        generator=lambda latent, labels: fake_images,
-        discriminator=critic,
-        critic_module=critic,
-        loss_scale=lambda: None,
-        update=lambda name, loss, first=True, last=True: {},
-        accumulating=lambda name, last: contextlib.nullcontext(),
-    )
+    return StubBackend(fake_images)
 
 
 def test_d_step_augments_real_and_fake_independently():
@@ -194,7 +204,6 @@ def test_g_step_shows_d_augmented_fakes():
     cfg = load_config(None, ["augment.policy=diffaugment", "model.latent_dim=4", "data.resolution=28"])
     fakes = images(n=4, c=1, side=28).requires_grad_(True)
     backend = stub_backend(fakes)
-    backend.generator_module = None
     step.g_step(backend, cfg, 4, "cpu")
     (seen,) = backend.critic_module.inputs
     assert seen.shape == fakes.shape and not torch.equal(seen, fakes.detach())

@@ -1,8 +1,9 @@
 """The Backend interface every way of wrapping G and D implements, and what the backends share.
 
-The trainer only calls: `generator`, `discriminator` (wrapped, for forwards that train),
-`generator_module`, `critic_module` (plain modules: the penalty's input gradients, the frozen D
-of the G step, sampling, export), `optimizers`, `loss_scale()`, `update(name, loss, first, last)`,
+The phases call `generate`, `discriminate` (wrapped forwards that train), `penalty_discriminator`
+and `frozen_discriminator()` (the plain D for input gradients and for the G step); the rest of the
+package reads `generator_module`, `critic_module` (plain modules: sampling, EMA, export,
+checkpoints), and calls `optimizers`, `loss_scale()`, `update(name, loss, first, last)`,
 `accumulating(name, last)` (gradient accumulation: forward and backward of one micro-batch),
 `sync_buffers()`, `save_state(dir)`, `load_state(dir)`. `ddp.AccelerateBackend` (one process or
 DDP through accelerate) and `zero.DeepSpeedBackend` (two ZeRO engines) subclass `Backend`.
@@ -10,7 +11,7 @@ DDP through accelerate) and `zero.DeepSpeedBackend` (two ZeRO engines) subclass 
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -53,6 +54,33 @@ class Backend:
     @property
     def critic_module(self) -> nn.Module:
         raise NotImplementedError
+
+    # The phases (step.py) call these; which handle (wrapped or plain) serves which purpose is
+    # decided here, once, and nowhere else.
+    def generate(self, latent: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """G's training forward (wrapped: DDP/DeepSpeed see it)."""
+        return self.generator(latent, labels)
+
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """D's training forward (wrapped), for the D step's one backward."""
+        return self.discriminator(images, labels)
+
+    @property
+    def penalty_discriminator(self) -> nn.Module:
+        """The plain D, for the penalty's input gradients: no DDP/DeepSpeed hooks on that forward;
+        its parameter gradients still join the D step's one backward."""
+        return self.critic_module
+
+    @contextmanager
+    def frozen_discriminator(self):
+        """The plain D with its parameters frozen, for the G step: neither DDP nor DeepSpeed
+        computes or all-reduces D's gradients there."""
+        critic = self.critic_module
+        critic.requires_grad_(False)
+        try:
+            yield critic
+        finally:
+            critic.requires_grad_(True)
 
     def loss_scale(self) -> torch.Tensor | None:
         """fp16 loss scale for the penalty's AMP recipe; None without loss scaling."""
