@@ -170,7 +170,7 @@ def assemble(cfg: ExperimentConfig, accelerator, world: World, stream: TrainStre
         shared=[state, augment],
         per_rank={"data": stream, "augment": augment.tally},
         weights=weights,
-        restored_weights=(EMA_WEIGHTS,) if ema is not None else (),
+        restored_weights=tuple(n for n in weights if n == EMA_WEIGHTS or not backend.writes_weights),
         facts=run_facts(cfg, world),
         texts={"config.yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False)},
     )

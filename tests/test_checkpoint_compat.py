@@ -42,3 +42,16 @@ def test_old_run_directory_resumes_bitwise(tmp_path, monkeypatch):
     meta, want_meta = (json.loads((p / "meta.json").read_text()) for p in (final, expected))
     for key in ("step", "images_seen", "augment_p", "lr_scale"):
         assert meta[key] == want_meta[key], key
+
+
+@pytest.mark.usefixtures("fresh_accelerate")
+def test_a_checkpoint_holds_g_and_d_weights_once(tmp_path):
+    from distgan.trainer import train
+
+    cfg = load_config(
+        FIXTURE / "config.yaml", [f"train.out_dir={tmp_path}", "train.steps=1", "checkpoint.every=1"]
+    )
+    assert train(cfg, resume="never") == 0
+    checkpoint = tmp_path / "checkpoints" / "step_0000001"
+    assert {"generator.safetensors", "discriminator.safetensors"} <= {p.name for p in checkpoint.iterdir()}
+    assert [p.name for p in (checkpoint / "state").iterdir() if "model" in p.name] == []

@@ -46,6 +46,9 @@ class Backend:
     generator: nn.Module  # wrapped: training forwards of G go through it
     discriminator: nn.Module  # wrapped: training forwards of D go through it
     optimizers: dict[str, torch.optim.Optimizer]  # {"g": ..., "d": ...}
+    # save_state/load_state include G's and D's weights (DeepSpeed engines); otherwise the
+    # checkpoint's generator/discriminator.safetensors are the only copy, written and read there
+    writes_weights: bool = False
 
     @property
     def generator_module(self) -> nn.Module:

@@ -62,6 +62,8 @@ def _autocast_forward(module: nn.Module, device_type: str) -> None:
 class DeepSpeedBackend(Backend):
     """G and D as two DeepSpeed engines over the Accelerator's process group."""
 
+    writes_weights = True  # the engines' checkpoints hold the (partitioned) module states
+
     def __init__(self, accelerator, cfg: ExperimentConfig, generator: nn.Module, discriminator: nn.Module):
         import deepspeed
 
