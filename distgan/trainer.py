@@ -378,7 +378,8 @@ def train(
 
     # Construct networks (same init on every rank), then distribute them.
     torch.manual_seed(cfg.train.seed)
-    backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
+    generator = build_generator(cfg.model, cfg.sample_shape)
+    backend = build_backend(accelerator, cfg, generator, build_discriminator(cfg.model, cfg.sample_shape))
     hooks.on_backend(backend)
     warn_batchnorm_accumulation(cfg, backend, local_batch, accelerator)
     ema = build_ema(cfg, backend.generator_module)
