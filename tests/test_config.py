@@ -251,3 +251,12 @@ def test_gp_with_batchnorm_in_d_is_refused_whatever_the_loss():
         ConfigError, match="^model.d_norm: objective.penalty=gp needs a critic without BatchNorm"
     ):
         load_config(None, ["objective.loss=hinge", "objective.penalty=gp", "model.d_norm=batch"])
+
+
+def test_config_reaches_the_concerns_through_the_registries_only():
+    """config/ names no model, objective or data module: the registries import them by name."""
+    from tests.test_architecture import import_graph, reachable
+
+    reached = reachable(import_graph(), "distgan.config")
+    assert "distgan.registry" in reached
+    assert not [m for m in reached if m.split(".")[1] in ("models", "objectives", "data")], reached
