@@ -50,7 +50,12 @@ def main() -> None:
     base = load_config(args.config, [*args.overrides, "train.ema_decay=0", "train.out_dir=/tmp/unused"])
     accelerator = build_accelerator(base)
     torch.manual_seed(0)
-    backend = build_backend(accelerator, base, build_generator(base), build_discriminator(base))
+    backend = build_backend(
+        accelerator,
+        base,
+        build_generator(base.model, base.sample_shape),
+        build_discriminator(base.model, base.sample_shape),
+    )
     device, n = accelerator.device, base.data.batch_size
     labels = torch.arange(n) % base.model.num_classes if base.model.num_classes else None
     batch = Batch(torch.rand(n, *base.sample_shape) * 2 - 1, labels).to(device)

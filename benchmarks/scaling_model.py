@@ -68,7 +68,7 @@ def allreduce_s(size_bytes: float, p: int, bandwidth: float, alpha: float) -> fl
 
 def models() -> dict[str, dict]:
     cfg = load_config("configs/celeba_wgan.yaml", ["data.source=embedded"])
-    g, d = build_generator(cfg), build_discriminator(cfg)
+    g, d = build_generator(cfg.model, cfg.sample_shape), build_discriminator(cfg.model, cfg.sample_shape)
     z = torch.randn(1, cfg.model.latent_dim)
     dcgan = {
         "g": g,
@@ -80,7 +80,10 @@ def models() -> dict[str, dict]:
         "note": "configs/celeba_wgan.yaml: WGAN-GP, n_critic 5",
     }
     rcfg = load_config("configs/celeba_resnet_128.yaml", ["data.source=embedded"])
-    rg, rd = build_generator(rcfg), build_discriminator(rcfg)
+    rg, rd = (
+        build_generator(rcfg.model, rcfg.sample_shape),
+        build_discriminator(rcfg.model, rcfg.sample_shape),
+    )
     rg.eval()  # one-sample forward: BatchNorm in eval mode (the FLOPs are the same)
     resnet = {
         "g": rg,

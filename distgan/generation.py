@@ -49,6 +49,6 @@ def load_generator(path: str | Path, ema: bool = True, device: str = "cpu") -> G
     or a Hub repo id 'owner/name' (HF_HUB_OFFLINE=1 reads only the local cache).
     """
     cfg, weights = generator_files(path, ema)
-    generator = build_generator(cfg)
+    generator = build_generator(cfg.model, cfg.sample_shape)
     load_weights(generator, weights)
     return generator.to(device).eval()

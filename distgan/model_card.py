@@ -95,7 +95,8 @@ def render(
     training = [
         (
             "objective",
-            f"`{objective.loss}`" + (f", gp_weight {objective.gp_weight}" if "gp" in objective.loss else ""),
+            f"`{objective.loss}`"
+            + (f", gp_weight {objective.gp_weight}" if "gp" in objective.penalties else ""),
         ),
         ("generator steps", f"{step:,}"),
         ("real images seen", f"{images_seen:,}"),

@@ -2,7 +2,9 @@
 
 Two layers:
 - math on critic outputs (`nonsaturating_d`, `wasserstein_d`, `hinge_d`, ...) and the
-  input-gradient regularisers (`gradient_penalty`, `r1_penalty`);
+  input-gradient regularisers (`gradient_penalty`, `r1_penalty`), registered by name:
+  `objective.loss` in `distgan.registry.LOSSES` (an `AdversarialLoss`: D term and G term),
+  `objective.penalty` in `PENALTIES` (a `Penalty`); a new one is one file that registers it;
 - phases (`discriminator_losses`, `generator_losses`) returning a dict of named tensors whose
   "loss" entry the trainer backpropagates ONCE.
 No optimizers, no accelerator, no logging, no `.item()` here: every value stays on the device.
@@ -11,11 +13,13 @@ No optimizers, no accelerator, no logging, no `.item()` here: every value stays 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from distgan.config import ObjectiveConfig
+from distgan.registry import LOSSES, PENALTIES
 
 Critic = Callable[..., torch.Tensor]  # critic(x, labels) -> (N,) logits / scores
 
@@ -53,12 +57,22 @@ def hinge_g(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean()
 
 
-# objective.loss -> (D term of (d_real, d_fake, objective), G term of d_fake): the one dispatch table.
-ADVERSARIAL: dict[str, tuple[Callable[..., torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]] = {
-    "nonsaturating": (lambda real, fake, obj: nonsaturating_d(real, fake, obj.real_label), nonsaturating_g),
-    "wgan-gp": (lambda real, fake, obj: wasserstein_d(real, fake), wasserstein_g),
-    "hinge": (lambda real, fake, obj: hinge_d(real, fake), hinge_g),
-}
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """An `objective.loss`: D's term of (d_real, d_fake, objective section) and G's term of d_fake."""
+
+    discriminator: Callable[[torch.Tensor, torch.Tensor, ObjectiveConfig], torch.Tensor]
+    generator: Callable[[torch.Tensor], torch.Tensor]
+
+
+LOSSES.register(
+    "nonsaturating",
+    AdversarialLoss(lambda real, fake, obj: nonsaturating_d(real, fake, obj.real_label), nonsaturating_g),
+)
+LOSSES.register(
+    "wasserstein", AdversarialLoss(lambda real, fake, obj: wasserstein_d(real, fake), wasserstein_g)
+)
+LOSSES.register("hinge", AdversarialLoss(lambda real, fake, obj: hinge_d(real, fake), hinge_g))
 
 
 # ---------------------------------------------------------------- input-gradient regularisers
@@ -126,6 +140,58 @@ def r1_penalty(
     return grads.flatten(1).pow(2).sum(1).mean()
 
 
+# ---------------------------------------------------------------- penalties by name
+
+
+@dataclass(frozen=True)
+class PenaltyInputs:
+    """What a penalty may look at: D (as the penalty sees it), the batches, the AMP loss scale."""
+
+    critic: Critic
+    real: torch.Tensor
+    fake: torch.Tensor
+    labels: torch.Tensor | None
+    alpha: torch.Tensor | None  # per-sample interpolation weights (gp), drawn when None
+    loss_scale: float | torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """An `objective.penalty`: `term(objective, inputs)` returns named device tensors, "loss" the
+    weighted term added to D's loss. A `lazy` penalty runs only on the D steps the caller marks
+    due (objective.r1_every) and weighs itself accordingly."""
+
+    term: Callable[[ObjectiveConfig, PenaltyInputs], dict[str, torch.Tensor]]
+    lazy: bool = False
+
+
+def no_penalty(objective: ObjectiveConfig, inputs: PenaltyInputs) -> dict[str, torch.Tensor]:
+    return {}
+
+
+def weighted_gradient_penalty(objective: ObjectiveConfig, inputs: PenaltyInputs) -> dict[str, torch.Tensor]:
+    penalty, grad_norm = gradient_penalty(
+        inputs.critic,
+        inputs.real,
+        inputs.fake,
+        inputs.labels,
+        alpha=inputs.alpha,
+        loss_scale=inputs.loss_scale,
+    )
+    return {"loss": objective.gp_weight * penalty, "gp": penalty.detach(), "gp_grad_norm": grad_norm}
+
+
+def weighted_r1(objective: ObjectiveConfig, inputs: PenaltyInputs) -> dict[str, torch.Tensor]:
+    """gamma/2 * R1, times objective.r1_every: lazy R1 (StyleGAN2) keeps its average strength."""
+    r1 = r1_penalty(inputs.critic, inputs.real, inputs.labels, inputs.loss_scale)
+    return {"loss": 0.5 * objective.r1_weight * r1 * objective.r1_every, "r1": r1.detach()}
+
+
+PENALTIES.register("none", Penalty(no_penalty))
+PENALTIES.register("gp", Penalty(weighted_gradient_penalty))
+PENALTIES.register("r1", Penalty(weighted_r1, lazy=True))
+
+
 # ---------------------------------------------------------------- phases
 
 
@@ -141,25 +207,25 @@ def discriminator_losses(
     loss_scale: float | torch.Tensor | None = None,
     r1_due: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """D phase: adversarial term + regularisers. `loss` is the one tensor to backpropagate.
+    """D phase: adversarial term + the penalties of `objective.penalties`, in that order. `loss` is
+    the one tensor to backpropagate.
 
     Lazy R1 (StyleGAN2): with objective.r1_every = N the caller sets `r1_due` on every N-th D step
     only, and the penalty then weighs N times as much, so its average strength is unchanged.
     """
     d_real, d_fake = d_real.float(), d_fake.float()
-    adversarial = ADVERSARIAL[objective.loss][0](d_real, d_fake, objective)
+    adversarial = LOSSES.get(objective.loss).discriminator(d_real, d_fake, objective)
     out = {"d_adversarial": adversarial, "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
     loss = adversarial
-    if objective.loss == "wgan-gp" and objective.gp_weight > 0:
-        penalty, grad_norm = gradient_penalty(
-            penalty_critic, real, fake, labels, alpha=alpha, loss_scale=loss_scale
-        )
-        loss = loss + objective.gp_weight * penalty
-        out["gp"], out["gp_grad_norm"] = penalty.detach(), grad_norm
-    if objective.r1_weight > 0 and r1_due:
-        r1 = r1_penalty(penalty_critic, real, labels, loss_scale)
-        loss = loss + 0.5 * objective.r1_weight * r1 * objective.r1_every
-        out["r1"] = r1.detach()
+    inputs = PenaltyInputs(penalty_critic, real, fake, labels, alpha, loss_scale)
+    for name in objective.penalties:
+        penalty = PENALTIES.get(name)
+        if penalty.lazy and not r1_due:
+            continue
+        terms = dict(penalty.term(objective, inputs))
+        if "loss" in terms:
+            loss = loss + terms.pop("loss")
+        out.update(terms)
     out["loss"] = loss
     return out
 
@@ -167,5 +233,5 @@ def discriminator_losses(
 def generator_losses(objective: ObjectiveConfig, d_fake: torch.Tensor) -> dict[str, torch.Tensor]:
     """G phase: `loss` is the one tensor to backpropagate."""
     d_fake = d_fake.float()
-    loss = ADVERSARIAL[objective.loss][1](d_fake)
+    loss = LOSSES.get(objective.loss).generator(d_fake)
     return {"loss": loss, "g_d_fake": d_fake.mean().detach()}

@@ -154,7 +154,8 @@ class Training:
 def assemble(cfg: ExperimentConfig, accelerator, world: World, stream: TrainStream, hooks, verbose: bool):
     """Networks (the same init on every rank), distributed; phases; what checkpoints hold."""
     torch.manual_seed(cfg.train.seed)
-    backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
+    generator = build_generator(cfg.model, cfg.sample_shape)
+    backend = build_backend(accelerator, cfg, generator, build_discriminator(cfg.model, cfg.sample_shape))
     hooks.on_backend(backend)
     warn_batchnorm_accumulation(cfg, backend, cfg.local_batch(world.size), accelerator.print)
     if verbose:

@@ -104,8 +104,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "r1-half-dropped",
         "distgan/objectives.py",
-        "loss = loss + 0.5 * objective.r1_weight * r1",
-        "loss = loss + objective.r1_weight * r1",
+        '"loss": 0.5 * objective.r1_weight * r1',
+        '"loss": objective.r1_weight * r1',
         "R1 weight doubled (the 0.5 dropped)",
         OBJ,
     ),
@@ -201,8 +201,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "gp-weight-ignored",
         "distgan/objectives.py",
-        "loss = loss + objective.gp_weight * penalty",
-        "loss = loss + penalty",
+        '"loss": objective.gp_weight * penalty',
+        '"loss": penalty',
         "gp_weight (lambda) ignored",
         OBJ,
     ),
@@ -217,8 +217,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "r1-on-fakes",
         "distgan/objectives.py",
-        "r1 = r1_penalty(penalty_critic, real, labels, loss_scale)",
-        "r1 = r1_penalty(penalty_critic, fake, labels, loss_scale)",
+        "r1 = r1_penalty(inputs.critic, inputs.real, inputs.labels, inputs.loss_scale)",
+        "r1 = r1_penalty(inputs.critic, inputs.fake, inputs.labels, inputs.loss_scale)",
         "R1 evaluated on fakes",
         OBJ,
     ),

@@ -18,7 +18,12 @@ def make(overrides, config="configs/quickstart.yaml", seed=0):
     cfg = load_config(config, [*SMALL, *overrides])
     accelerator = build_accelerator(cfg)
     torch.manual_seed(seed)
-    return cfg, build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
+    return cfg, build_backend(
+        accelerator,
+        cfg,
+        build_generator(cfg.model, cfg.sample_shape),
+        build_discriminator(cfg.model, cfg.sample_shape),
+    )
 
 
 def random_batch(cfg, seed=1) -> Batch:

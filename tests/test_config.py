@@ -20,17 +20,20 @@ from distgan.config import ConfigError, ExperimentConfig, config_from_dict, load
         (["train.steps=ten"], "train.steps: must be an integer, got 'ten'"),
         (["train.steps=1.5"], "train.steps: must be an integer, got 1.5"),
         (["train.compile=maybe"], "train.compile: must be true or false, got 'maybe'"),
-        (["objective.loss=wgan"], "objective.loss: must be one of 'nonsaturating', 'wgan-gp', 'hinge'"),
+        (
+            ["objective.loss=wgan"],
+            "objective.loss: unknown value 'wgan'; valid: nonsaturating, wasserstein, hinge",
+        ),
         (["data.resolution=48"], "data.resolution: model.arch=dcgan can make [28, 32, 64] px images, got 48"),
         (["model.channels=2"], "model.channels: must be 1 or 3, got 2"),
         (
             ["objective.loss=wgan-gp", "model.d_norm=batch"],
-            "model.d_norm: objective.loss=wgan-gp needs a critic",
+            "model.d_norm: objective.penalty=gp needs a critic",
         ),
         (["data.source=toy", "data.path=ring7", "model.arch=mlp"], "data.path: toy dataset must be one of"),
         (
             ["data.source=toy", "data.path=ring8"],
-            "model.arch: toy 2D data (data.source=toy) needs model.arch=mlp",
+            "model.arch: toy 2D data (sample shape (2,)) needs a family that makes points, e.g. model.arch=mlp",
         ),
         (["data.source=parquet"], "data.path: is required when data.source is 'parquet'"),
         (["train.ema_decay=1.0"], "train.ema_decay: must be in [0, 1), got 1.0"),
@@ -160,3 +163,100 @@ def test_a_bare_no_means_the_choice_no_not_false(tmp_path):
     assert load_config(path, []).train.mixed_precision == "no"
     with pytest.raises(ConfigError, match="train.mixed_precision: must be"):
         load_config(None, ["train.mixed_precision=true"])  # a true is still nothing valid
+
+
+# ---------------------------------------------------------------- values that come from the registries
+
+REGISTERED_KEYS = ["model.arch", "objective.loss", "objective.penalty", "data.source"]
+
+
+@pytest.mark.parametrize("key", REGISTERED_KEYS)
+def test_allowed_values_are_the_registries_names(key):
+    """The config refuses what the registry lacks, lists exactly its names, and `--help-config` says so."""
+    from distgan.config.describe import help_text
+    from distgan.registry import EXTENSION_POINTS
+
+    table = EXTENSION_POINTS[key]
+    names = table.names()
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"{key}=nosuchname"])
+    assert str(err.value) == f"{key}: unknown value 'nosuchname'; valid: {', '.join(names)}"
+    listed = "one of " + ", ".join(repr(name) for name in names) + ";"
+    assert f"  {key}  ({listed}" in help_text()
+    table.register("nosuchname", table.get(names[-1]))  # a registered name is accepted and listed at once
+    try:
+        assert "'nosuchname'" in help_text().split(f"  {key}  (")[1].split("\n")[0]
+        with pytest.raises(ConfigError) as err:
+            load_config(None, [f"{key}=nosuchname2"])
+        assert str(err.value).endswith(", nosuchname")
+    finally:
+        table.unregister("nosuchname")
+
+
+def test_builtin_names_are_registered():
+    from distgan.registry import ARCHITECTURES, LOSSES, PENALTIES, SOURCES
+
+    assert set(ARCHITECTURES.names()) >= {"mlp", "dcgan", "resnet"}
+    assert set(LOSSES.names()) >= {"nonsaturating", "wasserstein", "hinge"}
+    assert set(PENALTIES.names()) >= {"none", "gp", "r1"}
+    assert set(SOURCES.names()) >= {"embedded", "hub", "parquet", "imagefolder", "toy", "prepared"}
+
+
+def test_wgan_gp_still_means_wasserstein_with_the_gradient_penalty():
+    old = load_config(None, ["objective.loss=wgan-gp", "objective.gp_weight=5"]).objective
+    assert (old.loss, old.penalty, old.gp_weight) == ("wasserstein", "gp", 5.0)
+    assert load_config(None, ["objective.loss=wgan-gp", "objective.penalty=gp"]).objective == old.__class__(
+        loss="wasserstein", penalty="gp", gp_weight=10.0
+    )
+    with pytest.raises(ConfigError, match="^objective.loss: wgan-gp means loss wasserstein with penalty gp"):
+        load_config(None, ["objective.loss=wgan-gp", "objective.penalty=r1", "objective.r1_weight=1"])
+
+
+def test_a_run_saved_with_wgan_gp_resumes_without_a_config_change():
+    from distgan.config.diff import config_changes
+
+    now = load_config("configs/mnist_wgan.yaml").to_dict()
+    saved = yaml.safe_load(yaml.safe_dump(now))
+    saved["objective"]["loss"] = "wgan-gp"  # how older runs wrote it: no penalty key
+    del saved["objective"]["penalty"]
+    assert config_changes(saved, now) == []
+    saved["objective"]["gp_weight"] = 1.0
+    assert config_changes(saved, now) == [("objective.gp_weight", 1.0, 10.0)]
+
+
+@pytest.mark.parametrize(
+    "overrides, penalties",
+    [
+        ([], ()),
+        (["objective.loss=wgan-gp"], ("gp",)),
+        (["objective.loss=wgan-gp", "objective.gp_weight=0"], ()),  # weight 0: off, as it always was
+        (["objective.loss=wgan-gp", "objective.r1_weight=2"], ("gp", "r1")),  # R1 joins any penalty
+        (["objective.r1_weight=0.5"], ("r1",)),  # older configs: r1_weight > 0 alone turns R1 on
+        (["objective.penalty=r1", "objective.r1_weight=0.5"], ("r1",)),
+        (["objective.loss=hinge", "objective.penalty=gp"], ("gp",)),
+    ],
+)
+def test_penalties_are_decided_in_one_place(overrides, penalties):
+    objective = load_config(None, overrides).objective
+    assert objective.penalties == penalties and objective.has_penalty == bool(penalties)
+
+
+def test_penalty_r1_without_a_weight_is_refused():
+    with pytest.raises(ConfigError, match="^objective.r1_weight: objective.penalty=r1 weighs R1"):
+        load_config(None, ["objective.penalty=r1"])
+
+
+def test_gp_with_batchnorm_in_d_is_refused_whatever_the_loss():
+    with pytest.raises(
+        ConfigError, match="^model.d_norm: objective.penalty=gp needs a critic without BatchNorm"
+    ):
+        load_config(None, ["objective.loss=hinge", "objective.penalty=gp", "model.d_norm=batch"])
+
+
+def test_config_reaches_the_concerns_through_the_registries_only():
+    """config/ names no model, objective or data module: the registries import them by name."""
+    from tests.test_architecture import import_graph, reachable
+
+    reached = reachable(import_graph(), "distgan.config")
+    assert "distgan.registry" in reached
+    assert not [m for m in reached if m.split(".")[1] in ("models", "objectives", "data")], reached

@@ -17,7 +17,12 @@ from tests.conftest import TINY
 def tiny_backend():
     cfg = load_config("configs/quickstart.yaml", TINY)
     accelerator = build_accelerator(cfg)
-    return accelerator, build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
+    return accelerator, build_backend(
+        accelerator,
+        cfg,
+        build_generator(cfg.model, cfg.sample_shape),
+        build_discriminator(cfg.model, cfg.sample_shape),
+    )
 
 
 def test_plain_modules_do_not_unwrap_on_every_access(fresh_accelerate, monkeypatch):
@@ -61,7 +66,7 @@ from distgan.models import build_discriminator, build_generator
 
 torch.set_num_threads(1)
 cfg = load_config("configs/quickstart.yaml", ["model.num_classes=0"])
-generator, critic = build_generator(cfg), build_discriminator(cfg)
+generator, critic = build_generator(cfg.model, cfg.sample_shape), build_discriminator(cfg.model, cfg.sample_shape)
 
 def faults_per_step():  # a critic step of the quickstart models, as the trainer runs it
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

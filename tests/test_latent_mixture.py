@@ -60,15 +60,16 @@ def test_the_centres_are_the_same_in_every_build_and_travel_with_the_checkpoint(
             "checkpoint.every=0",
         ],
     )
-    first, second = build_generator(cfg), build_generator(cfg)
+    first, second = build_generator(cfg.model, cfg.sample_shape), build_generator(cfg.model, cfg.sample_shape)
     assert torch.equal(first.mixture.centres, second.mixture.centres)  # every process builds the same
     assert first.mixture.centres.shape == (6, 4)
     assert train(cfg, resume="never") == 0
-    loaded = build_generator(cfg)
+    loaded = build_generator(cfg.model, cfg.sample_shape)
     loaded.mixture.centres.zero_()
     load_weights(loaded, resolve_checkpoint(tmp_path) / "generator.safetensors")  # strict: key present
     assert torch.equal(loaded.mixture.centres, first.mixture.centres)
-    plain = build_generator(load_config("configs/toy_ring.yaml", [*TOY, "model.latent_components=0"]))
+    plain_cfg = load_config("configs/toy_ring.yaml", [*TOY, "model.latent_components=0"])
+    plain = build_generator(plain_cfg.model, plain_cfg.sample_shape)
     assert plain.mixture is None and not any("mixture" in k for k in plain.state_dict())
 
 
@@ -86,7 +87,7 @@ def test_sampling_truncates_a_mixture_generator_inside_its_components():
     from distgan.sampling import truncate
 
     cfg = load_config("configs/toy_ring.yaml", [*TOY, "model.latent_dim=4", "model.latent_components=5"])
-    generator = build_generator(cfg)
+    generator = build_generator(cfg.model, cfg.sample_shape)
     latent = generator.latent(1000, seed=0)
     components, _ = generator.mixture.split(truncate(generator, latent, 0.3))
     assert torch.equal(components, generator.mixture.split(latent)[0])

@@ -71,7 +71,7 @@ def test_gradient_penalty_draws_one_alpha_per_sample_itself(data):
 def test_wgan_gp_loss_is_wasserstein_plus_lambda_gp_plus_half_gamma_r1(data, gp_weight, r1_weight):
     critic, real, fake, alpha = data
     d_real, d_fake = critic(real), critic(fake)
-    cfg = ObjectiveConfig(loss="wgan-gp", gp_weight=gp_weight, r1_weight=r1_weight)
+    cfg = ObjectiveConfig(loss="wasserstein", penalty="gp", gp_weight=gp_weight, r1_weight=r1_weight)
     out = objectives.discriminator_losses(cfg, d_real, d_fake, critic, real, fake, alpha=alpha)
     x_hat = alpha[:, None] * real + (1 - alpha[:, None]) * fake
     gp = ((grad_norms(critic, x_hat) - 1) ** 2).mean()
@@ -98,7 +98,7 @@ def test_nonsaturating_d_loss_is_bce_with_smoothing_plus_half_gamma_r1(data, rea
     r1 = grad_norms(critic, real).pow(2).mean()
     assert out["d_adversarial"].item() == pytest.approx(adversarial.item(), rel=1e-5)
     assert out["loss"].item() == pytest.approx((adversarial + 0.5 * r1_weight * r1).item(), rel=1e-5)
-    assert "gp" not in out  # the gradient penalty belongs to wgan-gp only
+    assert "gp" not in out  # the gradient penalty only with objective.penalty=gp
 
 
 @pytest.mark.parametrize("r1_weight", [0.0, 3.0])
@@ -122,7 +122,7 @@ def test_generator_losses_exact_for_each_objective():
     d_fake = torch.tensor([2.0, -1.0, 0.5, -3.0])
     expected = {
         "nonsaturating": sum(math.log1p(math.exp(-v)) for v in d_fake.tolist()) / 4,  # -log sigmoid
-        "wgan-gp": -d_fake.mean().item(),
+        "wasserstein": -d_fake.mean().item(),
         "hinge": -d_fake.mean().item(),  # G maximises D(G(z)): loss falls as D's score rises
     }
     for loss, value in expected.items():

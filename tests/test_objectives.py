@@ -82,11 +82,13 @@ def test_label_smoothing_sets_the_real_target_only():
     assert smooth.item() > plain.item()
 
 
-@pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp", "hinge"])
-def test_phase_losses_are_fp32_scalars_with_named_entries(loss):
+@pytest.mark.parametrize(
+    "loss, penalty", [("nonsaturating", "none"), ("wasserstein", "gp"), ("hinge", "none"), ("hinge", "gp")]
+)
+def test_phase_losses_are_fp32_scalars_with_named_entries(loss, penalty):
     critic = LinearCritic(torch.randn(6))
     real, fake = torch.randn(4, 6), torch.randn(4, 6)
-    cfg = ObjectiveConfig(loss=loss)
+    cfg = ObjectiveConfig(loss=loss, penalty=penalty)
     d = objectives.discriminator_losses(
         cfg, critic(real).bfloat16(), critic(fake).bfloat16(), critic, real, fake
     )
@@ -94,7 +96,7 @@ def test_phase_losses_are_fp32_scalars_with_named_entries(loss):
     for out in (d, g):
         assert out["loss"].shape == () and out["loss"].dtype == torch.float32
         assert out["loss"].requires_grad
-    assert ("gp" in d) == (loss == "wgan-gp")
+    assert ("gp" in d) == (penalty == "gp")
     assert {"d_real", "d_fake", "d_adversarial"} <= set(d)
 
 

@@ -16,7 +16,7 @@ TOY = ["model.g_width=8", "model.d_width=8", "data.batch_size=16", "data.toy_sam
 
 def test_packed_mlp_discriminator_takes_m_samples_jointly():
     cfg = load_config("configs/toy_ring.yaml", [*TOY, "model.pack=4"])
-    d = build_discriminator(cfg)
+    d = build_discriminator(cfg.model, cfg.sample_shape)
     first = d.net[0]
     assert first.in_features == 4 * 2  # m * (2-D point)
     x = torch.randn(16, 2)
@@ -56,7 +56,7 @@ def test_a_packed_training_run_finishes_with_finite_losses(tmp_path, fresh_accel
     )
     assert train(cfg, resume="never") == 0
     ckpt = resolve_checkpoint(tmp_path)
-    d = build_discriminator(cfg)
+    d = build_discriminator(cfg.model, cfg.sample_shape)
     load_weights(d, ckpt / "discriminator.safetensors")  # strict: the saved D is the packed one
     assert d.net[0].in_features == 2 * 2
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

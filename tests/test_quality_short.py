@@ -42,7 +42,7 @@ def trained(cfg):
     ckpt = resolve_checkpoint(cfg.train.out_dir)
     models = {}
     for name in ("generator", "generator_ema"):
-        model = build_generator(cfg)
+        model = build_generator(cfg.model, cfg.sample_shape)
         load_weights(model, ckpt / f"{name}.safetensors")
         models[name] = model.eval()
     return models

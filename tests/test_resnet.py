@@ -78,7 +78,10 @@ PARAMETERS = {
 def test_shapes_dtypes_and_parameter_counts(resolution, num_classes, attention):
     cfg = resnet_cfg(resolution, *conditional(num_classes), f"model.attention_res={attention}")
     torch.manual_seed(0)
-    generator, critic = build_generator(cfg), build_discriminator(cfg)
+    generator, critic = (
+        build_generator(cfg.model, cfg.sample_shape),
+        build_discriminator(cfg.model, cfg.sample_shape),
+    )
     assert (count(generator), count(critic)) == PARAMETERS[(resolution, num_classes, attention)]
     assert bool(generator.attention) == bool(critic.attention) == bool(attention)
     labels = torch.tensor([0, num_classes - 1]) if num_classes else None
@@ -100,7 +103,10 @@ def test_shapes_dtypes_and_parameter_counts(resolution, num_classes, attention):
 def test_labels_change_both_networks_and_are_required():
     cfg = resnet_cfg(32, *conditional(5))
     torch.manual_seed(0)
-    generator, critic = build_generator(cfg).eval(), build_discriminator(cfg).eval()
+    generator, critic = (
+        build_generator(cfg.model, cfg.sample_shape).eval(),
+        build_discriminator(cfg.model, cfg.sample_shape).eval(),
+    )
     with torch.no_grad():  # class-conditional BatchNorm starts as the identity: give it a class effect
         for block in generator.blocks:
             block.norm1.gain.weight[3] += 0.5
@@ -117,7 +123,10 @@ def test_labels_change_both_networks_and_are_required():
 
 def test_attention_sits_at_the_configured_side():
     cfg = resnet_cfg(64, "model.attention_res=32")
-    generator, critic = build_generator(cfg), build_discriminator(cfg)
+    generator, critic = (
+        build_generator(cfg.model, cfg.sample_shape),
+        build_discriminator(cfg.model, cfg.sample_shape),
+    )
     seen = {}
     for name, model in (("g", generator), ("d", critic)):
         for attention in model.attention.values():
@@ -129,7 +138,7 @@ def test_attention_sits_at_the_configured_side():
 def test_penalty_double_backward_through_d_with_attention_and_projection():
     """R1 / WGAN-GP take D's input gradient with create_graph=True: every D block must support it."""
     cfg = resnet_cfg(32, *conditional(5), "model.attention_res=16", "model.spectral_norm=d")
-    critic = build_discriminator(cfg)
+    critic = build_discriminator(cfg.model, cfg.sample_shape)
     with torch.no_grad():
         critic.attention["0"].gamma.fill_(0.5)  # make the attention path count
     x = torch.randn(BATCH, 3, 32, 32, requires_grad=True)
@@ -151,9 +160,12 @@ def test_penalty_double_backward_through_d_with_attention_and_projection():
         (["model.num_classes=5", "data.label_column=label"], "model.conditioning: a conditional resnet"),
         (
             ["model.arch=mlp", "model.num_classes=3", "model.conditioning=projection"],
-            "model.conditioning: projection needs",
+            "model.conditioning: a conditional mlp (model.num_classes > 0) conditions by concat",
         ),
-        (["model.arch=dcgan", "model.attention_res=16"], "model.attention_res: self-attention needs"),
+        (
+            ["model.arch=dcgan", "model.attention_res=16"],
+            "model.attention_res: model.arch=dcgan has no self-attention",
+        ),
         (
             ["model.attention_res=64"],
             "model.attention_res: at data.resolution=64 valid: 0 (off) or one of [8, 16, 32], got 64",
@@ -193,7 +205,10 @@ def test_bad_option_exits_2_with_one_line_before_compute(tmp_path):
 @pytest.mark.parametrize("spectral_norm", ["none", "d", "g", "both"])
 def test_spectral_norm_option_parametrizes_the_chosen_networks(spectral_norm):
     cfg = resnet_cfg(32, *conditional(5), f"model.spectral_norm={spectral_norm}")
-    generator, critic = build_generator(cfg), build_discriminator(cfg)
+    generator, critic = (
+        build_generator(cfg.model, cfg.sample_shape),
+        build_discriminator(cfg.model, cfg.sample_shape),
+    )
     for model, flag in ((generator, "g"), (critic, "d")):
         weights = [n for n, p in model.named_parameters() if n.endswith("weight") or "weight.original" in n]
         normalised = [n for n in weights if n.endswith("parametrizations.weight.original")]
@@ -212,8 +227,8 @@ def test_spectral_norm_option_parametrizes_the_chosen_networks(spectral_norm):
 def test_footprint_counts_the_resnet_it_would_build():
     cfg = resnet_cfg(128, *conditional(5), "model.attention_res=32", "model.spectral_norm=both")
     footprint = estimate(cfg, world_size=1)  # on the meta device: nothing allocated
-    assert footprint.generator_params == count(build_generator(cfg))
-    assert footprint.discriminator_params == count(build_discriminator(cfg))
+    assert footprint.generator_params == count(build_generator(cfg.model, cfg.sample_shape))
+    assert footprint.discriminator_params == count(build_discriminator(cfg.model, cfg.sample_shape))
     # the activations at 128 px grow with the batch
     bigger = estimate(resnet_cfg(128, *conditional(5), "model.attention_res=32", "data.batch_size=128"), 1)
     assert bigger.activations > 1.9 * footprint.activations

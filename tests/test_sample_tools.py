@@ -24,7 +24,7 @@ def exported(tmp_path, name, *overrides):
     folder.mkdir()
     cfg = load_config(REPO / "configs" / "quickstart.yaml", [*TINY_G, *overrides])
     torch.manual_seed(0)
-    generator = build_generator(cfg)
+    generator = build_generator(cfg.model, cfg.sample_shape)
     with torch.no_grad():  # larger than DCGAN's N(0, 0.02) init, so different latents give different pixels
         for p in generator.parameters():
             if p.dim() > 1:

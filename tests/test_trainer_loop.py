@@ -127,7 +127,7 @@ def test_saved_ema_is_the_warmed_up_average_of_the_generator_after_each_g_step(t
     )
     assert train(cfg) == 0
     torch.manual_seed(cfg.train.seed)  # the trainer's init rule: the EMA starts from G at step 0
-    generator = build_generator(cfg)
+    generator = build_generator(cfg.model, cfg.sample_shape)
     expected = {k: v.detach().double() for k, v in generator.named_parameters()}
     for step in (1, 2, 3):
         load_weights(generator, run / "checkpoints" / f"step_{step:07d}" / "generator.safetensors")
@@ -135,7 +135,7 @@ def test_saved_ema_is_the_warmed_up_average_of_the_generator_after_each_g_step(t
         expected = {
             k: d * expected[k] + (1 - d) * v.detach().double() for k, v in generator.named_parameters()
         }
-    ema = build_generator(cfg)
+    ema = build_generator(cfg.model, cfg.sample_shape)
     load_weights(ema, run / "checkpoints" / "step_0000003" / "generator_ema.safetensors")
     for key, value in ema.named_parameters():
         assert torch.allclose(value.double(), expected[key], atol=1e-6), key

@@ -37,7 +37,7 @@ def _critic_loss(cfg: ExperimentConfig, d_real: torch.Tensor, d_fake: torch.Tens
         return F.binary_cross_entropy_with_logits(d_real, real_target) + F.binary_cross_entropy_with_logits(
             d_fake, torch.zeros_like(d_fake)
         )
-    if loss == "wgan-gp":
+    if loss == "wasserstein":
         return d_fake.mean() - d_real.mean()
     return F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
 
@@ -51,7 +51,7 @@ def _generator_loss(cfg: ExperimentConfig, d_fake: torch.Tensor) -> torch.Tensor
 def _penalty(cfg, critic, real, fake, labels, device) -> torch.Tensor | None:
     """WGAN-GP and/or R1 (None without either): input gradients with a graph, ONE backward later."""
     total = None
-    if cfg.objective.loss == "wgan-gp" and cfg.objective.gp_weight > 0:
+    if "gp" in cfg.objective.penalties:
         alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=device)
         x_hat = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
         with _autocast(cfg, device):
@@ -59,7 +59,7 @@ def _penalty(cfg, critic, real, fake, labels, device) -> torch.Tensor | None:
         (grads,) = torch.autograd.grad(scores.float().sum(), x_hat, create_graph=True)
         norms = grads.float().flatten(1).norm(2, dim=1)
         total = cfg.objective.gp_weight * ((norms - 1.0) ** 2).mean()
-    if cfg.objective.r1_weight > 0:
+    if "r1" in cfg.objective.penalties:
         x = real.detach().requires_grad_(True)
         with _autocast(cfg, device):
             scores = critic(x, labels)
@@ -84,7 +84,10 @@ def reference_loop(
     The only host syncs are the two timing boundaries (GPU only); none inside the loop.
     """
     torch.manual_seed(cfg.train.seed)
-    generator, critic = build_generator(cfg).to(device), build_discriminator(cfg).to(device)
+    generator, critic = (
+        build_generator(cfg.model, cfg.sample_shape).to(device),
+        build_discriminator(cfg.model, cfg.sample_shape).to(device),
+    )
     adam = {"d": cfg.optim.d, "g": cfg.optim.g}
     opt_d, opt_g = (
         torch.optim.Adam(model.parameters(), lr=adam[k].lr, betas=(adam[k].beta1, adam[k].beta2))

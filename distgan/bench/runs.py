@@ -195,11 +195,20 @@ def time_reference(
 
 def penalty_variants(cfg: ExperimentConfig) -> tuple[ExperimentConfig, ExperimentConfig]:
     """(critic step WITH the WGAN-GP penalty, the same step without it) on the config's models."""
-    configured = cfg.objective.loss == "wgan-gp" and cfg.objective.gp_weight > 0
+    configured = "gp" in cfg.objective.penalties
     weight = cfg.objective.gp_weight if configured else 10.0  # the paper's lambda
     world = launched_world_size()
     return tuple(
-        override(cfg, ["objective.loss=wgan-gp", "objective.r1_weight=0", f"objective.gp_weight={w}"], world)
+        override(
+            cfg,
+            [
+                "objective.loss=wasserstein",
+                "objective.penalty=gp",
+                "objective.r1_weight=0",
+                f"objective.gp_weight={w}",
+            ],
+            world,
+        )
         for w in (weight, 0.0)
     )
 
@@ -217,7 +226,12 @@ def time_d_steps(
     try:
         accelerator = build_accelerator(complete_from_launcher(cfg))
         torch.manual_seed(cfg.train.seed)
-        backend = build_backend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
+        backend = build_backend(
+            accelerator,
+            cfg,
+            build_generator(cfg.model, cfg.sample_shape),
+            build_discriminator(cfg.model, cfg.sample_shape),
+        )
         device_batches = [b.to(accelerator.device) for b in batches]
         feed = itertools.cycle(device_batches)
 
@@ -277,7 +291,10 @@ def collective_costs(accelerator, cfg: ExperimentConfig, calls: int) -> dict[str
     from distgan.distributed import average_buffers
     from distgan.models import build_discriminator, build_generator
 
-    generator, critic = build_generator(cfg), build_discriminator(cfg)
+    generator, critic = (
+        build_generator(cfg.model, cfg.sample_shape),
+        build_discriminator(cfg.model, cfg.sample_shape),
+    )
     grads = [torch.zeros(sum(p.numel() for p in m.parameters())) for m in (generator, critic)]
     n_critic = cfg.train.n_critic
 

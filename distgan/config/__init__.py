@@ -7,11 +7,8 @@ A config is built from YAML + overrides, completed (launcher settings, --debug l
 from distgan.config.loading import config_from_dict, load_config, override
 from distgan.config.sections import (
     AUGMENT_OPS,
-    DCGAN_RESOLUTIONS,
     EVAL_EXTRACTORS,
     EVAL_METRICS,
-    RESNET_RESOLUTIONS,
-    TOY_DATASETS,
     AdamConfig,
     AugmentConfig,
     CheckpointConfig,
@@ -30,11 +27,8 @@ from distgan.config.sections import (
 
 __all__ = [
     "AUGMENT_OPS",
-    "DCGAN_RESOLUTIONS",
-    "RESNET_RESOLUTIONS",
     "EVAL_EXTRACTORS",
     "EVAL_METRICS",
-    "TOY_DATASETS",
     "AdamConfig",
     "AugmentConfig",
     "CheckpointConfig",

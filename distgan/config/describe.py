@@ -4,7 +4,9 @@
 The comments in sections.py are the only documentation of a field: this module reads them with
 `tokenize` (the comment on the field's line, or the comment lines right above it) instead of
 keeping a second copy that could drift. Types come from the annotations, defaults from the
-dataclasses. Nothing here validates or builds a config.
+dataclasses, and the allowed values of a key served by a registry (`distgan.registry`) from that
+registry's names, so a registered architecture, loss or source is listed at once. Nothing here
+validates or builds a config.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import yaml
 from distgan.config import sections
 from distgan.config.loading import _type_name
 from distgan.config.sections import ExperimentConfig
+from distgan.registry import EXTENSION_POINTS
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,15 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory()
 
 
+def _type_of(key: str, tp: Any) -> str:
+    """The type as help shows it; a key served by a registry lists its registered names."""
+    registered = EXTENSION_POINTS[key].names() if key in EXTENSION_POINTS else ()
+    if not registered:
+        return _type_name(tp)
+    names = "one of " + ", ".join(repr(name) for name in registered)
+    return f"a list of {names}" if typing.get_origin(tp) is list else names
+
+
 def keys(cls: type = ExperimentConfig, prefix: str = "") -> list[Key]:
     """Every leaf key of `cls` in declaration order, sections first to last."""
     comments = field_comments()
@@ -79,7 +91,7 @@ def keys(cls: type = ExperimentConfig, prefix: str = "") -> list[Key]:
         if dataclasses.is_dataclass(tp):
             out += keys(tp, name + ".")
         else:
-            out.append(Key(name, _type_name(tp), _default(f), comments.get((cls.__name__, f.name), "")))
+            out.append(Key(name, _type_of(name, tp), _default(f), comments.get((cls.__name__, f.name), "")))
     return out
 
 

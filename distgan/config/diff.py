@@ -10,6 +10,8 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from distgan.config.loading import upgrade_old_spellings
+
 # Keys a resume may change freely (fnmatch patterns over dotted keys).
 RESUMABLE = (
     "train.steps",
@@ -43,8 +45,9 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(key, value in the checkpoint, value now) for every leaf that differs, sorted by key.
-    A key the checkpoint does not know (added in a newer distgan) counts as unchanged."""
-    before, after = flatten(saved), flatten(now)
+    A key the checkpoint does not know (added in a newer distgan) counts as unchanged; an older
+    spelling of the same setting (objective.loss=wgan-gp) is no change."""
+    before, after = flatten(upgrade_old_spellings(saved)), flatten(now)
     return [(k, before[k], after[k]) for k in sorted(after) if k in before and before[k] != after[k]]
 
 

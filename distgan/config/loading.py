@@ -86,6 +86,22 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise TypeError(f"unsupported config type {tp} at {key}")  # a bug in this module
 
 
+def upgrade_old_spellings(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with older spellings that keep their meaning written the current way (a new dict):
+    objective.loss=wgan-gp is loss wasserstein with penalty gp. Config files, overrides and the
+    config.yaml of older runs all pass through here, so they load and resume as before."""
+    objective = raw.get("objective") if isinstance(raw, dict) else None
+    if not (isinstance(objective, dict) and objective.get("loss") == "wgan-gp"):
+        return raw
+    penalty = objective.get("penalty", "none")
+    if penalty not in ("none", "gp"):
+        raise ConfigError(
+            f"objective.loss: wgan-gp means loss wasserstein with penalty gp, but objective.penalty is "
+            f"{penalty!r}; valid: objective.loss=wasserstein with objective.penalty={penalty}"
+        )
+    return {**raw, "objective": {**objective, "loss": "wasserstein", "penalty": "gp"}}
+
+
 def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     """Build dataclass `cls` from a nested dict, rejecting unknown keys."""
     if not isinstance(raw, dict):
@@ -143,13 +159,13 @@ def load_config(path: str | Path | None, overrides: list[str] = (), world_size: 
     for text in overrides:
         key_path, value = _parse_override(text)
         _apply_override(raw, key_path, value)
-    config = _build(ExperimentConfig, raw, "")
+    config = _build(ExperimentConfig, upgrade_old_spellings(raw), "")
     return config.validate(world_size=world_size)
 
 
 def config_from_dict(raw: dict[str, Any], world_size: int = 1) -> ExperimentConfig:
     """Rebuild a validated config from `to_dict()` output (e.g. a run's config.yaml)."""
-    return _build(ExperimentConfig, raw, "").validate(world_size=world_size)
+    return _build(ExperimentConfig, upgrade_old_spellings(raw), "").validate(world_size=world_size)
 
 
 def override(cfg: ExperimentConfig, overrides: list[str], world_size: int = 1) -> ExperimentConfig:

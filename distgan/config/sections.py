@@ -20,6 +20,7 @@ import yaml
 
 from distgan.errors import UserError
 from distgan.files import write_atomic
+from distgan.registry import ARCHITECTURES, LOSSES, PENALTIES, SOURCES, Registry
 
 
 class ConfigError(UserError, ValueError):
@@ -31,9 +32,11 @@ def _require(condition: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-DCGAN_RESOLUTIONS = (28, 32, 64)
-RESNET_RESOLUTIONS = (32, 64, 128, 256)  # distgan.models.resnet's channel tables
-TOY_DATASETS = ("ring8", "grid25")
+def _require_registered(table: Registry, value: str, key: str) -> None:
+    """`value` must name an entry of `table` (the built-ins and whatever a user registered)."""
+    _require(value in table, key, f"unknown value {str(value)[:60]!r}; valid: {', '.join(table.names())}")
+
+
 EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverage")  # distgan.metrics
 EVAL_METRICS += ("density_coverage", "inception_score")  # Naeem et al. 2020; IS (Inception only)
 EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
@@ -47,7 +50,7 @@ MAX_PENALTY_WEIGHT = 1e4  # gp_weight / r1_weight: published values are 0.1-10; 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: Literal["mlp", "dcgan", "resnet"] = "dcgan"  # network family (resnet: SNGAN/BigGAN-style)
+    arch: str = "dcgan"  # network family: mlp | dcgan | resnet (SNGAN/BigGAN-style), or a registered one
     channels: int = 1  # image channels: 1 (grayscale) or 3 (RGB); ignored for toy 2D data
     latent_dim: int = 100  # size of the generator's input noise vector
     num_classes: int = 0  # >0 makes G and D class-conditional (needs data.label_column)
@@ -69,6 +72,9 @@ class ModelConfig:
     latent_component_std: float = 1.0  # std of each latent mixture component (latent_components > 0)
 
     def validate(self, prefix: str = "model") -> None:
+        """The section's own ranges; what the family can make is its registered entry's `check`
+        (ExperimentConfig.validate, which knows the sample shape)."""
+        _require_registered(ARCHITECTURES, self.arch, f"{prefix}.arch")
         _require(self.channels in (1, 3), f"{prefix}.channels", f"must be 1 or 3, got {self.channels}")
         _require(self.latent_dim >= 1, f"{prefix}.latent_dim", f"must be >= 1, got {self.latent_dim}")
         _require(self.num_classes >= 0, f"{prefix}.num_classes", f"must be >= 0, got {self.num_classes}")
@@ -79,66 +85,22 @@ class ModelConfig:
         )
         _require(self.pack >= 1, f"{prefix}.pack", f"must be >= 1, got {self.pack}")
         _require(
-            self.pack == 1 or self.arch == "mlp",
-            f"{prefix}.pack",
-            f"packing (pack > 1) needs model.arch=mlp, got arch {self.arch!r}",
-        )
-        _require(
             self.latent_components >= 0,
             f"{prefix}.latent_components",
             f"must be >= 0 (0 = plain N(0, I) latent), got {self.latent_components}",
-        )
-        _require(
-            self.latent_components == 0 or self.arch == "mlp",
-            f"{prefix}.latent_components",
-            f"a mixture latent needs model.arch=mlp, got arch {self.arch!r}; valid: 0 (off)",
         )
         _require(
             self.latent_component_std > 0,
             f"{prefix}.latent_component_std",
             f"must be > 0, got {self.latent_component_std}",
         )
-        self._validate_resnet_options(prefix)
-
-    def _validate_resnet_options(self, prefix: str) -> None:
-        """Combinations of arch and the resnet-only options (resolution-dependent checks: ExperimentConfig)."""
-        resnet = self.arch == "resnet"
-        if self.conditioning == "projection" and self.num_classes > 0:
-            _require(
-                self.arch != "mlp",
-                f"{prefix}.conditioning",
-                "projection needs model.arch=resnet or dcgan; model.arch=mlp conditions by concat",
-            )
-        elif resnet and self.num_classes > 0:
-            _require(
-                False,
-                f"{prefix}.conditioning",
-                "a conditional resnet (model.num_classes > 0) conditions by projection: set "
-                "model.conditioning=projection (concat is for mlp and dcgan)",
-            )
-        _require(
-            self.attention_res == 0 or resnet,
-            f"{prefix}.attention_res",
-            f"self-attention needs model.arch=resnet, got arch {self.arch!r}; valid: 0 (off)",
-        )
-        if resnet:  # the SN-ResNet D has no normalisation layers and no dropout: refuse, never ignore
-            _require(
-                self.d_norm == "none",
-                f"{prefix}.d_norm",
-                f"model.arch=resnet has no normalisation in D (spectral norm instead); valid: none, "
-                f"got {self.d_norm!r}",
-            )
-            _require(
-                self.d_dropout == 0.0,
-                f"{prefix}.d_dropout",
-                f"model.arch=resnet has no dropout in D; valid: 0, got {self.d_dropout}",
-            )
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    # where the examples come from (data.path says which); embedded: the 5,000 MNIST digits shipped inside
-    source: Literal["embedded", "hub", "parquet", "imagefolder", "toy", "prepared"] = "embedded"
+    # where the examples come from (data.path says which): embedded (the 5,000 MNIST digits shipped
+    # inside) | hub | parquet | imagefolder | prepared | toy, or a registered source
+    source: str = "embedded"
     # hub: dataset id; parquet: file, glob or directory; imagefolder: directory;
     # prepared: output of `distgan.data.prepare`; toy: ring8 | grid25; embedded: ignored
     path: str = ""
@@ -158,6 +120,7 @@ class DataConfig:
     mirror: bool = False  # random horizontal flip per example, decided by (seed, rank, epoch, index)
 
     def validate(self, prefix: str = "data") -> None:
+        _require_registered(SOURCES, self.source, f"{prefix}.source")
         _require(self.batch_size >= 1, f"{prefix}.batch_size", f"must be >= 1, got {self.batch_size}")
         _require(self.resolution >= 4, f"{prefix}.resolution", f"must be >= 4, got {self.resolution}")
         _require(self.crop_size >= 0, f"{prefix}.crop_size", f"must be >= 0, got {self.crop_size}")
@@ -171,14 +134,7 @@ class DataConfig:
             f"{prefix}.mirror",
             "flips images; toy 2D data (data.source=toy) has none: set data.mirror=false",
         )
-        if self.source == "toy":
-            _require(
-                self.path in TOY_DATASETS,
-                f"{prefix}.path",
-                f"toy dataset must be one of {list(TOY_DATASETS)}, got {self.path!r}",
-            )
-        elif self.source in ("hub", "parquet", "imagefolder", "prepared"):
-            _require(bool(self.path), f"{prefix}.path", f"is required when data.source is {self.source!r}")
+        SOURCES.get(self.source).check(self, prefix)  # what the source needs (data.path, ...)
 
     @property
     def is_toy(self) -> bool:
@@ -187,13 +143,32 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    loss: Literal["nonsaturating", "wgan-gp", "hinge"] = "nonsaturating"  # adversarial loss
-    gp_weight: float = 10.0  # lambda of the gradient penalty (wgan-gp only)
-    r1_weight: float = 0.0  # gamma of the R1 penalty on real data (0 = off)
+    # adversarial loss: nonsaturating | wasserstein | hinge, or a registered one; the older name
+    # wgan-gp is still accepted and means loss wasserstein with penalty gp
+    loss: str = "nonsaturating"
+    # penalty on D's input gradient: none | gp (WGAN-GP, weight gp_weight) | r1 (weight r1_weight), or a
+    # registered one
+    penalty: str = "none"
+    gp_weight: float = 10.0  # lambda of the gradient penalty (objective.penalty=gp), 0 = off
+    r1_weight: float = 0.0  # gamma of the R1 penalty on real data; > 0 adds R1 to any loss and penalty
     real_label: float = 1.0  # BCE target for real images; 0.9 = one-sided label smoothing
     r1_every: int = 1  # lazy R1: the penalty on every N-th D step only, weighted r1_weight * N (StyleGAN2)
 
+    @property
+    def penalties(self) -> tuple[str, ...]:
+        """The penalties D's loss adds, in this order: objective.penalty (gp only with gp_weight > 0),
+        then R1 whenever r1_weight > 0 (R1 joins any loss and any other penalty)."""
+        off = self.penalty in ("none", "r1") or (self.penalty == "gp" and self.gp_weight == 0)
+        return (() if off else (self.penalty,)) + (("r1",) if self.r1_weight > 0 else ())
+
+    @property
+    def has_penalty(self) -> bool:
+        """Does D's loss take input gradients (a double backward through D)?"""
+        return bool(self.penalties)
+
     def validate(self, prefix: str = "objective") -> None:
+        _require_registered(LOSSES, self.loss, f"{prefix}.loss")
+        _require_registered(PENALTIES, self.penalty, f"{prefix}.penalty")
         for name in ("gp_weight", "r1_weight"):
             value = getattr(self, name)
             _require(
@@ -201,6 +176,11 @@ class ObjectiveConfig:
                 f"{prefix}.{name}",
                 f"must be in [0, {MAX_PENALTY_WEIGHT:g}], got {value}",
             )
+        _require(
+            self.penalty != "r1" or self.r1_weight > 0,
+            f"{prefix}.r1_weight",
+            f"objective.penalty=r1 weighs R1 by objective.r1_weight: set it > 0 (e.g. 1), got {self.r1_weight}",
+        )
         _require(
             0.5 < self.real_label <= 1.0,
             f"{prefix}.real_label",
@@ -439,21 +419,6 @@ class EvalConfig:
         )
 
 
-def _check_resnet_resolution(model: ModelConfig, resolution: int) -> None:
-    _require(
-        resolution in RESNET_RESOLUTIONS,
-        "data.resolution",
-        f"model.arch=resnet can make {list(RESNET_RESOLUTIONS)} px images, got {resolution}",
-    )
-    # G's blocks output 8..resolution px and D's resolution/2..4 px: attention fits where both have a block.
-    sides = [2**k for k in range(3, resolution.bit_length() - 1)]  # 8 .. resolution/2
-    _require(
-        model.attention_res == 0 or model.attention_res in sides,
-        "model.attention_res",
-        f"at data.resolution={resolution} valid: 0 (off) or one of {sides}, got {model.attention_res}",
-    )
-
-
 AUGMENT_OPS = ("xflip", "translation", "color", "cutout")  # distgan.augment
 
 
@@ -509,30 +474,18 @@ class ExperimentConfig:
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate()
         model, data, objective = self.model, self.data, self.objective
-        if model.arch == "dcgan" and not data.is_toy:
-            _require(
-                data.resolution in DCGAN_RESOLUTIONS,
-                "data.resolution",
-                f"model.arch=dcgan can make {list(DCGAN_RESOLUTIONS)} px images, got {data.resolution}",
-            )
-        if model.arch == "resnet" and not data.is_toy:
-            _check_resnet_resolution(model, data.resolution)
-        if data.is_toy:
-            _require(
-                model.arch == "mlp",
-                "model.arch",
-                f"toy 2D data (data.source=toy) needs model.arch=mlp, got {model.arch!r}",
-            )
-        if objective.loss == "wgan-gp":
+        # What the family can make and which of its options it has: the registered entry knows.
+        ARCHITECTURES.get(model.arch).check(model, self.sample_shape)
+        if "gp" in objective.penalties:
             # The penalty is per sample; BatchNorm couples samples and breaks it (WGAN-GP, sec. 4).
             _require(
                 model.d_norm != "batch",
                 "model.d_norm",
-                "objective.loss=wgan-gp needs a critic without BatchNorm: use 'layer' or 'none'",
+                "objective.penalty=gp needs a critic without BatchNorm: use 'layer' or 'none'",
             )
         if model.num_classes > 0:
             _require(
-                data.label_column is not None or data.source in ("embedded", "toy"),
+                data.label_column is not None or SOURCES.get(data.source).labelled,
                 "data.label_column",
                 "a conditional model (model.num_classes > 0) needs data.label_column",
             )

@@ -1,19 +1,22 @@
 """Open the configured data source as a raw `datasets.IterableDataset` (images not decoded).
 
-Every source goes through `datasets.load_dataset(..., streaming=True)`: the Hub
-(`load_dataset(path, name, split=...)`), local parquet files, an image folder, the
-output of `distgan.data.prepare`, and the embedded real-MNIST sample (a parquet file
-in the Hub `ylecun/mnist` schema shipped in distgan/data/assets/). Columns are
-checked here, cheaply, so a wrong column name fails before any compute is spent.
-This module does not shuffle, shard, decode or batch.
+Each source is an entry of `distgan.registry.SOURCES` (`DataSource`): it opens its rows from the
+data section (and the world size, where it matters) and says what it needs of the config. The
+built-ins registered here all go through `datasets.load_dataset(..., streaming=True)`: the Hub
+(`load_dataset(path, name, split=...)`), local parquet files, an image folder, the output of
+`distgan.data.prepare`, and the embedded real-MNIST sample (a parquet file in the Hub
+`ylecun/mnist` schema shipped in distgan/data/assets/); toy 2D points are registered in toy.py.
+`open_source` checks the columns, cheaply, so a wrong column name fails before any compute is
+spent. This module does not shuffle, shard, decode or batch: the stream does that for every source.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,9 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distgan.config import ExperimentConfig
+from distgan.config import ConfigError, DataConfig, ExperimentConfig
 from distgan.data.errors import DataError
+from distgan.registry import SOURCES
 
 EMBEDDED_PATH = Path(__file__).resolve().parent / "assets" / "mnist_5k.parquet"
 PREPARED_META = "prepared.json"  # written by distgan.data.prepare next to its shards
@@ -47,11 +51,24 @@ class Source:
         return int(self.dataset.num_shards)
 
 
-def label_column(cfg: ExperimentConfig) -> str | None:
-    """The label column to read: the config's, or 'label' for the embedded MNIST (always labelled)."""
-    if cfg.data.source == "embedded":
-        return cfg.data.label_column or "label"
-    return cfg.data.label_column
+def require_path(data: DataConfig, prefix: str = "data") -> None:
+    """The config check of a source that reads data.path."""
+    if not data.path:
+        raise ConfigError(f"{prefix}.path: is required when data.source is {data.source!r}")
+
+
+def no_check(data: DataConfig, prefix: str = "data") -> None:
+    """The config check of a source that needs nothing of the data section."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """What a data source registers: how it opens its rows, and what it needs of the config."""
+
+    # (data section, world size) -> the raw rows; None for a source of toy points (its own stream)
+    open: Callable[[DataConfig, int], Source] | None
+    check: Callable[[DataConfig, str], None] = require_path  # ConfigError naming the key
+    labelled: bool = False  # every example has a class label even without data.label_column
 
 
 def offline_mode() -> bool:
@@ -123,8 +140,7 @@ def read_rows(source: Source, rows: Iterable) -> Iterator:
         yield row
 
 
-def _load_hub(cfg: ExperimentConfig, world_size: int) -> datasets.IterableDataset:
-    data = cfg.data
+def _load_hub(data: DataConfig, world_size: int) -> datasets.IterableDataset:
     try:
         if data.streaming:
             return datasets.load_dataset(data.path, data.name, split=data.split, streaming=True)
@@ -198,40 +214,59 @@ def _columns(ds: datasets.IterableDataset, where: str) -> list[str]:
     return list(first)
 
 
+def open_embedded(data: DataConfig, world_size: int) -> Source:
+    where = str(EMBEDDED_PATH)
+    # One file of 4 row groups: shard per row group so 1, 2 or 4 processes read whole shards.
+    ds = _load_local_parquet([where], "train", where).reshard()
+    return Source(ds, where, data.image_column, data.label_column or "label", local_files=[where])
+
+
+def open_hub(data: DataConfig, world_size: int) -> Source:
+    return Source(_load_hub(data, world_size), data.path, data.image_column, data.label_column)
+
+
+def open_parquet(data: DataConfig, world_size: int) -> Source:
+    files = parquet_files(data.path)
+    num_rows = check_parquet_files(files)  # an empty or foreign file fails here, naming it
+    ds = _load_local_parquet(files, data.split, data.path)
+    return Source(ds, data.path, data.image_column, data.label_column, local_files=files, num_rows=num_rows)
+
+
+def open_imagefolder(data: DataConfig, world_size: int) -> Source:
+    where = data.path
+    if not Path(where).expanduser().is_dir():
+        raise DataError(f"data.path: image folder {where!r} is not a directory")
+    try:
+        ds = datasets.load_dataset("imagefolder", data_dir=where, split=data.split, streaming=True)
+    except Exception as err:  # noqa: BLE001
+        raise DataError(
+            f"data.path: cannot read image folder {where!r}: {type(err).__name__}: {err}"
+        ) from None
+    return Source(ds, where, data.image_column, data.label_column)
+
+
+def open_prepared(data: DataConfig, world_size: int) -> Source:
+    ds, meta, files = _load_prepared(data.path)
+    label = "label" if data.label_column else None  # prepare writes the columns `image` and `label`
+    return Source(ds, data.path, "image", label, prepared=meta, local_files=files)
+
+
+SOURCES.register("embedded", DataSource(open_embedded, check=no_check, labelled=True))
+SOURCES.register("hub", DataSource(open_hub))
+SOURCES.register("parquet", DataSource(open_parquet))
+SOURCES.register("imagefolder", DataSource(open_imagefolder))
+SOURCES.register("prepared", DataSource(open_prepared))
+
+
 def open_source(cfg: ExperimentConfig, world_size: int = 1) -> Source:
     """Open cfg.data's source as raw rows; raises DataError for a missing source or column."""
-    data = cfg.data
-    labels = label_column(cfg)
-    prepared, local_files, num_rows = None, [], None
-    if data.source == "embedded":
-        where, local_files = str(EMBEDDED_PATH), [str(EMBEDDED_PATH)]
-        # One file of 4 row groups: shard per row group so 1, 2 or 4 processes read whole shards.
-        ds = _load_local_parquet(local_files, "train", where).reshard()
-    elif data.source == "hub":
-        where, ds = data.path, _load_hub(cfg, world_size)
-    elif data.source == "parquet":
-        where, local_files = data.path, parquet_files(data.path)
-        num_rows = check_parquet_files(local_files)  # an empty or foreign file fails here, naming it
-        ds = _load_local_parquet(local_files, data.split, where)
-    elif data.source == "imagefolder":
-        where = data.path
-        if not Path(where).expanduser().is_dir():
-            raise DataError(f"data.path: image folder {where!r} is not a directory")
-        try:
-            ds = datasets.load_dataset("imagefolder", data_dir=where, split=data.split, streaming=True)
-        except Exception as err:  # noqa: BLE001
-            raise DataError(
-                f"data.path: cannot read image folder {where!r}: {type(err).__name__}: {err}"
-            ) from None
-    elif data.source == "prepared":
-        where = data.path
-        ds, prepared, local_files = _load_prepared(where)
-        _check_prepared(cfg, prepared, wants_labels=labels is not None)
-    else:
-        raise DataError(f"data.source: {data.source!r} is not an image source")
-
-    image_col = "image" if prepared else data.image_column
-    label_col = ("label" if labels else None) if prepared else labels
+    opener = SOURCES.get(cfg.data.source).open
+    if opener is None:
+        raise DataError(f"data.source: {cfg.data.source!r} is not an image source")
+    source = opener(cfg.data, world_size)
+    if source.prepared:
+        _check_prepared(cfg, source.prepared, wants_labels=cfg.data.label_column is not None)
+    ds, where, image_col, label_col = source.dataset, source.where, source.image_column, source.label_column
     available = _columns(ds, where)
     for key, column in (("data.image_column", image_col), ("data.label_column", label_col)):
         if column is not None and column not in available:
@@ -243,9 +278,10 @@ def open_source(cfg: ExperimentConfig, world_size: int = 1) -> Source:
     if ds.features is not None and isinstance(ds.features.get(image_col), datasets.Image):
         # Decode ourselves (in DataLoader workers) so a corrupt image is reported, not crashed on.
         ds = ds.cast_column(image_col, datasets.Image(decode=False))
-    if num_rows is None and local_files:
-        num_rows = check_parquet_files(local_files)  # footers only: cheap
-    return Source(ds, where, image_col, label_col, prepared, local_files, num_rows)
+    num_rows = source.num_rows
+    if num_rows is None and source.local_files:
+        num_rows = check_parquet_files(source.local_files)  # footers only: cheap
+    return dataclasses.replace(source, dataset=ds, num_rows=num_rows)
 
 
 def locate_row(

@@ -19,9 +19,13 @@ import warnings
 import numpy as np
 import torch
 
-from distgan.config import TOY_DATASETS, ExperimentConfig
+from distgan.config import ConfigError, DataConfig, ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
+from distgan.data.sources import DataSource
+from distgan.registry import SOURCES
+
+TOY_DATASETS = ("ring8", "grid25")
 
 
 def toy_modes(name: str) -> tuple[np.ndarray, float]:
@@ -133,3 +137,14 @@ def toy_real_examples(cfg: ExperimentConfig, num: int) -> Batch:
     total = max(num, cfg.data.toy_samples)
     points, modes = toy_points(cfg.data.path, total, cfg.train.seed)
     return Batch(images=points[:num], labels=modes[:num])
+
+
+def check_toy(data: DataConfig, prefix: str = "data") -> None:
+    if data.path not in TOY_DATASETS:
+        raise ConfigError(
+            f"{prefix}.path: toy dataset must be one of {list(TOY_DATASETS)}, got {data.path!r}"
+        )
+
+
+# Points, not rows of images: the toy source has its own stream (ToyStream), so nothing to open.
+SOURCES.register("toy", DataSource(None, check=check_toy, labelled=True))

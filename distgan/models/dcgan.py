@@ -15,10 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from distgan.config import ModelConfig
 from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan, require_labels
+from distgan.models.family import Architecture, SampleShape, image_side
+from distgan.registry import ARCHITECTURES
 
 # resolution -> (side of the first feature map, number of 2x up/down-sampling convs)
 LAYOUT = {28: (7, 2), 32: (4, 3), 64: (4, 4)}
+DCGAN_RESOLUTIONS = tuple(LAYOUT)
 EMBED_DIM = 50  # size of the class embedding in conditional models
 
 
@@ -109,3 +113,37 @@ class DCGANDiscriminator(nn.Module):
         if self.projection is None:
             return logit
         return logit + (self.projection(labels).to(features.dtype) * features).sum(dim=1)
+
+
+def check_shape(model: ModelConfig, shape: SampleShape) -> None:
+    image_side("dcgan", shape, DCGAN_RESOLUTIONS)
+
+
+def build_generator(model: ModelConfig, shape: SampleShape) -> DCGANGenerator:
+    channels, resolution = shape[0], shape[-1]
+    return DCGANGenerator(model.latent_dim, channels, resolution, model.num_classes, model.g_width)
+
+
+def build_discriminator(model: ModelConfig, shape: SampleShape) -> DCGANDiscriminator:
+    channels, resolution = shape[0], shape[-1]
+    return DCGANDiscriminator(
+        channels,
+        resolution,
+        model.num_classes,
+        model.d_width,
+        model.d_norm,
+        model.d_dropout,
+        model.conditioning,
+    )
+
+
+ARCHITECTURES.register(
+    "dcgan",
+    Architecture(
+        build_generator,
+        build_discriminator,
+        options=frozenset({"d_norm", "d_dropout"}),
+        conditionings=("concat", "projection"),
+        check_shape=check_shape,
+    ),
+)

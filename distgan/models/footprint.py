@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from distgan.config import ConfigError, ExperimentConfig, override
+from distgan.models import build_discriminator, build_generator
 from distgan.models.spectral import normalised_values, spectral_norm_targets
 
 # Keys that make a run large, tried in this order when naming the culprit.
@@ -52,15 +53,14 @@ def _activation_count(model: nn.Module, *inputs: torch.Tensor) -> int:
 
 def estimate(cfg: ExperimentConfig, world_size: int) -> Footprint:
     """Memory one training process needs at least, from the config alone (nothing is allocated)."""
-    from distgan.models import build_discriminator, build_generator  # the registry imports this module
-
     batch = cfg.local_batch(world_size)
     # Spectral norm keeps the parameter counts; on meta its init-time power iteration costs seconds
     # (python reference kernels), so the shapes are taken without it and its one extra tensor per
     # normalised weight and forward (the divided weight, kept for backward) is added below.
     plain = override(cfg, ["model.spectral_norm=none"], world_size)
     with torch.device("meta"):
-        generator, discriminator = build_generator(plain), build_discriminator(plain)
+        generator = build_generator(plain.model, plain.sample_shape)
+        discriminator = build_discriminator(plain.model, plain.sample_shape)
         latent = torch.empty(batch, cfg.model.latent_dim)
         labels = torch.zeros(batch, dtype=torch.long) if cfg.model.num_classes else None
         labels2 = torch.zeros(2 * batch, dtype=torch.long) if cfg.model.num_classes else None

@@ -11,8 +11,11 @@ import math
 import torch
 from torch import nn
 
+from distgan.config import ModelConfig
 from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan
+from distgan.models.family import Architecture, SampleShape
 from distgan.models.latent_mixture import MixtureLatent
+from distgan.registry import ARCHITECTURES
 
 
 class MLPGenerator(Generator):
@@ -97,3 +100,33 @@ class MLPDiscriminator(nn.Module):
                 raise ValueError(f"batch {features.shape[0]} is not divisible by model.pack={self.pack}")
             features = features.reshape(features.shape[0] // self.pack, -1)
         return self.net(features).squeeze(1)
+
+
+def build_generator(model: ModelConfig, shape: SampleShape) -> MLPGenerator:
+    return MLPGenerator(
+        model.latent_dim,
+        shape,
+        model.num_classes,
+        model.g_width,
+        tanh_output=len(shape) == 3,  # images (C, H, W) live in [-1, 1]; toy points are unbounded
+        norm=model.g_norm,
+        latent_components=model.latent_components,
+        latent_component_std=model.latent_component_std,
+    )
+
+
+def build_discriminator(model: ModelConfig, shape: SampleShape) -> MLPDiscriminator:
+    return MLPDiscriminator(
+        shape, model.num_classes, model.d_width, model.d_norm, model.d_dropout, model.pack
+    )
+
+
+ARCHITECTURES.register(
+    "mlp",
+    Architecture(
+        build_generator,
+        build_discriminator,
+        options=frozenset({"pack", "latent_components", "d_norm", "d_dropout"}),
+        conditionings=("concat",),
+    ),
+)

@@ -7,7 +7,8 @@ global sum pooling, a linear logit. Widths are `width x multiplier`, one multipl
 Conditional models: class-conditional BatchNorm in G and a projection term in D (Miyato &
 Koyama 2018): D(x, y) = linear(phi(x)) + <embed(y), phi(x)>.
 `attention_side`: a SAGAN self-attention block after the block whose output has that side.
-Spectral norm is applied by the registry (`models.spectral`). Imports torch only.
+Spectral norm is applied by `models.build_generator` / `build_discriminator` (`models.spectral`).
+Imports torch, the model section and the registry only.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ import itertools
 import torch
 from torch import nn
 
+from distgan.config import ConfigError, ModelConfig
 from distgan.models.base import Generator, require_labels
+from distgan.models.family import Architecture, SampleShape, image_side
 from distgan.models.resnet_blocks import (
     DiscriminatorBlock,
     GeneratorBlock,
     SelfAttention,
 )
+from distgan.registry import ARCHITECTURES
 
 # resolution -> channel multiplier of G's feature map at 4, 8, 16, ... px up to the resolution
 G_MULTIPLIERS = {
@@ -38,6 +42,7 @@ D_BLOCKS = {
     128: ((1, True), (2, True), (4, True), (8, True), (16, True), (16, False)),
     256: ((1, True), (2, True), (4, True), (8, True), (8, True), (16, True), (16, False)),
 }
+RESNET_RESOLUTIONS = tuple(G_MULTIPLIERS)
 
 
 def _tables(resolution: int) -> tuple[tuple[int, ...], tuple[tuple[int, bool], ...]]:
@@ -136,3 +141,39 @@ class ResNetDiscriminator(nn.Module):
         if self.projection is None:
             return logit
         return logit + (self.projection(require_labels(labels)).to(features.dtype) * features).sum(dim=1)
+
+
+def check_shape(model: ModelConfig, shape: SampleShape) -> None:
+    resolution = image_side("resnet", shape, RESNET_RESOLUTIONS)
+    # G's blocks output 8..resolution px and D's resolution/2..4 px: attention fits where both have a block.
+    sides = [2**k for k in range(3, resolution.bit_length() - 1)]  # 8 .. resolution/2
+    if model.attention_res and model.attention_res not in sides:
+        raise ConfigError(
+            f"model.attention_res: at data.resolution={resolution} valid: 0 (off) or one of {sides}, "
+            f"got {model.attention_res}"
+        )
+
+
+def build_generator(model: ModelConfig, shape: SampleShape) -> ResNetGenerator:
+    channels, resolution = shape[0], shape[-1]
+    return ResNetGenerator(
+        model.latent_dim, channels, resolution, model.num_classes, model.g_width, model.attention_res
+    )
+
+
+def build_discriminator(model: ModelConfig, shape: SampleShape) -> ResNetDiscriminator:
+    channels, resolution = shape[0], shape[-1]
+    return ResNetDiscriminator(channels, resolution, model.num_classes, model.d_width, model.attention_res)
+
+
+# The SN-ResNet D has no normalisation layers and no dropout; a conditional one uses projection.
+ARCHITECTURES.register(
+    "resnet",
+    Architecture(
+        build_generator,
+        build_discriminator,
+        options=frozenset({"attention_res"}),
+        conditionings=("projection",),
+        check_shape=check_shape,
+    ),
+)

@@ -139,7 +139,10 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
     original_losses = step.objectives.discriminator_losses
 
     torch.manual_seed(cfg.train.seed)
-    generator, discriminator = build_generator(cfg), build_discriminator(cfg)
+    generator, discriminator = (
+        build_generator(cfg.model, cfg.sample_shape),
+        build_discriminator(cfg.model, cfg.sample_shape),
+    )
     # G's BatchNorm couples the samples of a batch: per-process batch statistics differ from
     # global ones by design (SyncBatchNorm's job, GPU only). Running statistics make it per-sample.
     for module in generator.modules():

@@ -83,7 +83,12 @@ def fp16_backend(cfg) -> AccelerateBackend:
     accelerator = Accelerator(cpu=True)
     accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)  # before prepare, as fp16 would
     torch.manual_seed(0)
-    return AccelerateBackend(accelerator, cfg, build_generator(cfg), build_discriminator(cfg))
+    return AccelerateBackend(
+        accelerator,
+        cfg,
+        build_generator(cfg.model, cfg.sample_shape),
+        build_discriminator(cfg.model, cfg.sample_shape),
+    )
 
 
 def snapshot(module):

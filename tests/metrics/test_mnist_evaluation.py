@@ -58,7 +58,12 @@ def test_real_digits_score_better_than_an_untrained_generator(mnist, cfg):
     real = evaluate_generator(RealDigits(heldout), cfg, METRICS, 1000, real=reference, kid_subsets=10)
     torch.manual_seed(0)
     untrained = evaluate_generator(
-        build_generator(cfg).eval(), cfg, METRICS, 1000, real=reference, kid_subsets=10
+        build_generator(cfg.model, cfg.sample_shape).eval(),
+        cfg,
+        METRICS,
+        1000,
+        real=reference,
+        kid_subsets=10,
     )
     assert real["extractor"] == untrained["extractor"] == "mnist_classifier"
     assert real["num_generated"] == real["num_real"] == 1000
