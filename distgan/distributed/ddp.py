@@ -30,6 +30,9 @@ class AccelerateBackend(Backend):
         )
         self.optimizers = {"g": opt_g, "d": opt_d}
         self.models = {"g": self.generator, "d": self.discriminator}
+        # accelerate's documented state hooks: leave the models out of save_state/load_state.
+        accelerator.register_save_state_pre_hook(lambda models, weights, directory: weights.clear())
+        accelerator.register_load_state_pre_hook(lambda models, directory: models.clear())
         # Unwrap ONCE: accelerate's unwrap_model re-reads package metadata on every call (~2 ms, on
         # the hot path 4-5 times per iteration), and keeping the plain modules means a later
         # torch.compile of self.generator/self.discriminator never reaches the penalty's double
@@ -90,6 +93,9 @@ class AccelerateBackend(Backend):
         return scale.clone() if scale is not None else None
 
     def save_state(self, directory: Path) -> None:
+        """Optimizers, scaler and RNG per rank, in accelerate's format. Not G and D: the checkpoint
+        writes their weights once, as the contract's generator/discriminator.safetensors, and a
+        resume reads them from there (`writes_weights` is False)."""
         self.accelerator.save_state(str(directory))
 
     def load_state(self, directory: Path) -> None:
