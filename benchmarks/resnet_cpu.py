@@ -51,7 +51,7 @@ def run_once(config_and_overrides: list[str], data: Path, steps: int, batch: int
 
 def parameters(config: str) -> tuple[int, int]:
     from distgan.config import load_config
-    from distgan.models.footprint import estimate
+    from distgan.memory_check import estimate
 
     footprint = estimate(load_config(REPO / config), world_size=1)
     return footprint.generator_params, footprint.discriminator_params

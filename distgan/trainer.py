@@ -34,8 +34,8 @@ from distgan.ema import GeneratorEMA
 from distgan.errors import DIVERGED_EXIT_CODE, PREEMPTED_EXIT_CODE
 from distgan.faults import Diverged, NonFiniteGuard
 from distgan.host_memory import keep_freed_host_memory
+from distgan.memory_check import check_fits
 from distgan.models import build_discriminator, build_generator
-from distgan.models.footprint import check_fits
 from distgan.run_directory import open_run
 from distgan.step import Phases, PhaseSettings
 from distgan.tracking import Tracker, log_with, logging_dir

@@ -144,7 +144,7 @@ LAYERS = {
     2: ["config"],
     3: ["distributed", "checkpoint", "tracking", "data", "metrics", "models", "objectives", "augment", "ema",
         "grids", "host_memory", "train_state", "hub", "model_card", "sampling"],
-    4: ["step", "faults", "run_directory", "generation"],
+    4: ["step", "faults", "run_directory", "generation", "memory_check"],
     5: ["upkeep"],
     6: ["trainer"],
     7: ["train", "sample", "evaluate", "export", "bench"],

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from distgan.config import ConfigError, load_config
+from distgan.memory_check import estimate
 from distgan.models import build_discriminator, build_generator
-from distgan.models.footprint import estimate
 
 WIDTH = 4
 BATCH = 2

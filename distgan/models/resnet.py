@@ -55,7 +55,7 @@ def init_weights_orthogonal(module: nn.Module) -> None:
     """Orthogonal conv/linear weights and zero biases (BigGAN's and StudioGAN's default for ResNets).
 
     Embeddings of conditional BatchNorm keep their identity init; D's projection embedding is
-    orthogonal too. Skipped on the meta device (shapes only: models.footprint).
+    orthogonal too. Skipped on the meta device (shapes only: distgan.memory_check).
     """
     for name, layer in module.named_modules():
         is_projection = isinstance(layer, nn.Embedding) and name.endswith("projection")

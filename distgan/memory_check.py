@@ -1,11 +1,10 @@
-"""Will the models fit? Estimate a run's memory from the config and refuse what cannot fit.
+"""Will the run fit? A start-up check: estimate a run's memory from the config, refuse what cannot fit.
 
 The models are built on the `meta` device (shapes only: nothing is allocated), so parameter counts
 are exact for any architecture; one forward on meta tensors gives the activation sizes. The
-estimate is a LOWER bound (weights, gradients, Adam state, EMA, the activations a step keeps for
-backward), so a refused config could never have run. This module builds nothing real and reads
-only the size of free memory.
-"""
+estimate is a LOWER bound (weights, gradients, Adam state sharded as ZeRO shards it, EMA, the
+activations a step keeps for backward), so a refused config could never have run. Processes on
+one host share its RAM (LOCAL_WORLD_SIZE). Runs before any data is read or model is built."""
 
 from __future__ import annotations
 
