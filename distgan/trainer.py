@@ -191,12 +191,9 @@ def train(
     accelerator=None,
     hooks: TrainHooks = TrainHooks(),
 ) -> int:
-    """Run (or continue) training. Returns 0 when finished, PREEMPTED_EXIT_CODE on a signal,
-    DIVERGED_EXIT_CODE when non-finite values could not be rolled back.
-
-    `stream`: the data to train on (default: the configured source, this process's shard).
-    `accelerator`: one the caller built for this config (tests wrap one to observe or fake ranks).
-    """
+    """Run (or continue) training: 0 when finished, PREEMPTED_EXIT_CODE on a signal, DIVERGED_EXIT_CODE
+    when non-finite values could not be rolled back. `stream`: the data (default: the configured
+    source, this process's shard); `accelerator`: one the caller built (tests observe or fake ranks)."""
     # Join the world; the launcher's settings complete the config, which the world size then checks.
     cfg = complete_from_launcher(cfg)
     run_dir = Path(cfg.train.out_dir)
