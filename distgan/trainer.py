@@ -19,7 +19,7 @@ import yaml
 
 from distgan.augment import AugmentPipe
 from distgan.checkpoint import EMA_WEIGHTS, Checkpointer, CheckpointParts, torch_versions
-from distgan.config import ExperimentConfig
+from distgan.config import ExperimentConfig, TrainConfig
 from distgan.data import Batch, TrainStream, build_train_stream
 from distgan.distributed import (
     Backend,
@@ -60,21 +60,21 @@ class TrainHooks:
     on_log: Callable[[int, dict], None] = _ignore  # every process, at log steps: (step, scalars)
 
 
-def prepare_process(cfg: ExperimentConfig, device: torch.device) -> None:
-    torch.autograd.set_detect_anomaly(cfg.train.detect_anomaly)
+def prepare_process(train: TrainConfig, device: torch.device) -> None:
+    torch.autograd.set_detect_anomaly(train.detect_anomaly)
     if device.type == "cpu":
         keep_freed_host_memory()  # CPU fast path: no page faults on every step's activations
 
 
-def warn_batchnorm_accumulation(cfg: ExperimentConfig, backend: Backend, local_batch: int, print_) -> None:
+def warn_batchnorm_accumulation(grad_accum: int, backend: Backend, local_batch: int, print_) -> None:
     """With BatchNorm, micro-batches normalise with their own statistics: not the full batch's."""
-    if cfg.train.grad_accum == 1:
+    if grad_accum == 1:
         return
     modules = [*backend.generator_module.modules(), *backend.critic_module.modules()]
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in modules):
         print_(
-            f"warning: train.grad_accum={cfg.train.grad_accum} with BatchNorm: each micro-batch of "
-            f"{local_batch // cfg.train.grad_accum} normalises with its own statistics, so the update is "
+            f"warning: train.grad_accum={grad_accum} with BatchNorm: each micro-batch of "
+            f"{local_batch // grad_accum} normalises with its own statistics, so the update is "
             f"not the one a batch of {local_batch} per process would give (README: gradient accumulation)"
         )
 
@@ -157,7 +157,7 @@ def assemble(cfg: ExperimentConfig, accelerator, world: World, stream: TrainStre
     generator = build_generator(cfg.model, cfg.sample_shape)
     backend = build_backend(accelerator, cfg, generator, build_discriminator(cfg.model, cfg.sample_shape))
     hooks.on_backend(backend)
-    warn_batchnorm_accumulation(cfg, backend, cfg.local_batch(world.size), accelerator.print)
+    warn_batchnorm_accumulation(cfg.train.grad_accum, backend, cfg.local_batch(world.size), accelerator.print)
     if verbose:
         accelerator.print(describe_models(backend))
     ema = GeneratorEMA.of(cfg.train, backend.generator_module)
@@ -201,7 +201,7 @@ def train(
     world = World.of(accelerator)
     local_batch = cfg.validate(world_size=world.size).local_batch(world.size)  # split over the real world
     check_fits(cfg, world.size, world.device)  # absurd sizes (ConfigError) before any data or model
-    prepare_process(cfg, world.device)
+    prepare_process(cfg.train, world.device)
     stop = StopRequest(accelerator, cfg.distributed.stop_check_s)  # a signal during set-up counts too
     lock, resume_from = open_run(cfg, accelerator, resume, overwrite, allow_config_change)  # before any data
 

@@ -21,7 +21,7 @@ import torch
 from distgan import metrics
 from distgan.augment import AugmentPipe
 from distgan.checkpoint import Checkpointer
-from distgan.config import ExperimentConfig
+from distgan.config import ExperimentConfig, ModelConfig
 from distgan.data import TrainStream, evaluation_data, toy_modes
 from distgan.distributed import Backend, LazyBufferAverage, StopRequest, World
 from distgan.ema import GeneratorEMA
@@ -43,13 +43,13 @@ def due(step: int, every: int, finished: bool) -> bool:
     return finished or bool(every and step % every == 0)
 
 
-def fixed_noise(cfg: ExperimentConfig, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+def fixed_noise(
+    count: int, model: ModelConfig, seed: int, device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The same latents (and labels) for every sample grid of the run, on every process."""
-    rng = torch.Generator().manual_seed(cfg.train.seed)
-    latent = torch.randn(cfg.log.num_samples, cfg.model.latent_dim, generator=rng).to(device)
-    labels = None
-    if cfg.model.num_classes > 0:
-        labels = (torch.arange(cfg.log.num_samples) % cfg.model.num_classes).to(device)
+    rng = torch.Generator().manual_seed(seed)
+    latent = torch.randn(count, model.latent_dim, generator=rng).to(device)
+    labels = (torch.arange(count) % model.num_classes).to(device) if model.num_classes > 0 else None
     return latent, labels
 
 
@@ -94,7 +94,7 @@ class Upkeep:
         self.run_dir = Path(self.cfg.train.out_dir)
         self.window, self.guard = LogWindow(), NonFiniteGuard(self.world.device)
         self.noise, self.reference = (
-            fixed_noise(self.cfg, self.world.device),
+            fixed_noise(self.cfg.log.num_samples, self.cfg.model, self.cfg.train.seed, self.world.device),
             prepare_reference(self.cfg, self.world),
         )
         modules = {"g": self.backend.generator_module, "d": self.backend.critic_module}
