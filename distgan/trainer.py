@@ -49,7 +49,15 @@ from distgan.host_memory import keep_freed_host_memory
 from distgan.models import build_discriminator, build_generator
 from distgan.models.footprint import check_fits
 from distgan.run_directory import open_run
-from distgan.tracking import LogWindow, Tracker, log_with, logging_dir
+from distgan.tracking import (
+    LogWindow,
+    TrackedRun,
+    Tracker,
+    cut_history_to,
+    log_with,
+    logging_dir,
+    start_fresh_history,
+)
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
 
@@ -364,7 +372,7 @@ def train(
     # Join the world; the launcher's settings complete the config, which the world size then checks.
     cfg = complete_from_launcher(cfg)
     out_dir = Path(cfg.train.out_dir)
-    accelerator = accelerator or build_accelerator(cfg, log_with(cfg), project_dir=logging_dir(out_dir))
+    accelerator = accelerator or build_accelerator(cfg, log_with(cfg.log), project_dir=logging_dir(out_dir))
     rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     local_batch = cfg.validate(world_size=world).local_batch(world)  # the batch splits over the real world
     check_fits(cfg, world, device)  # absurd sizes (ConfigError) before any data is read or model built
@@ -401,9 +409,13 @@ def train(
     backend.set_learning_rates(cfg.optim.learning_rates(state.lr_scale))
     if accelerator.is_main_process:
         cfg.save_yaml(out_dir / "config.yaml")
-    tracker = Tracker(
-        cfg, out_dir, accelerator.is_main_process, state.step if resume_from else None, accelerator
-    )
+        if resume_from:  # a requeued run logs the steps after its checkpoint again: each once
+            cut_history_to(out_dir, state.step)
+        else:
+            start_fresh_history(out_dir)
+    resumed_step = state.step if resume_from else None
+    run = TrackedRun(out_dir, accelerator.is_main_process, cfg.train.steps, resumed_step, cfg.to_dict())
+    tracker = Tracker(cfg.log, run, accelerator)
     noise, reference = fixed_noise(cfg, device), prepare_reference(cfg, accelerator)
     guard = NonFiniteGuard(device)
 

@@ -23,6 +23,7 @@ import yaml
 from distgan.config import sections
 from distgan.config.loading import _type_name
 from distgan.config.sections import ExperimentConfig
+from distgan.registry import EXTENSION_POINTS
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,15 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory()
 
 
+def _allowed(name: str, tp: Any) -> str:
+    """The type, or for a key a registry serves, its registered names (a user's own ones too)."""
+    names = EXTENSION_POINTS[name].names() if name in EXTENSION_POINTS else ()
+    if not names:
+        return _type_name(tp)
+    choices = "one of " + ", ".join(repr(n) for n in names)
+    return f"a list, each {choices}" if typing.get_origin(tp) is list else choices
+
+
 def keys(cls: type = ExperimentConfig, prefix: str = "") -> list[Key]:
     """Every leaf key of `cls` in declaration order, sections first to last."""
     comments = field_comments()
@@ -79,7 +89,7 @@ def keys(cls: type = ExperimentConfig, prefix: str = "") -> list[Key]:
         if dataclasses.is_dataclass(tp):
             out += keys(tp, name + ".")
         else:
-            out.append(Key(name, _type_name(tp), _default(f), comments.get((cls.__name__, f.name), "")))
+            out.append(Key(name, _allowed(name, tp), _default(f), comments.get((cls.__name__, f.name), "")))
     return out
 
 
