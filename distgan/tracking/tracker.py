@@ -69,10 +69,11 @@ class Tracker:
         if not run.is_main_process:
             return
         run.run_dir.mkdir(parents=True, exist_ok=True)
-        self.sinks = [JsonlSink(log, run), ConsoleSink(log, run), *(cls(log, run) for cls in _selected(log))]
-        accelerated = [sink for sink in self.sinks if isinstance(sink, AccelerateSink)]
-        if accelerated:
+        chosen = [cls(log, run) for cls in _selected(log)]
+        accelerated = [sink for sink in chosen if isinstance(sink, AccelerateSink)]
+        if accelerated:  # may fail (wandb online without a server): before a progress bar is drawn
             start_accelerate_sinks(accelerated, accelerator, log.wandb.project)
+        self.sinks = [JsonlSink(log, run), ConsoleSink(log, run), *chosen]
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         """One log step: metrics.jsonl line, console line, tracker scalars (plus GPU memory)."""
