@@ -38,9 +38,9 @@ from distgan.memory_check import check_fits
 from distgan.models import build_discriminator, build_generator
 from distgan.run_directory import open_run
 from distgan.step import Phases, PhaseSettings
-from distgan.tracking import Tracker, log_with, logging_dir
+from distgan.tracking import log_with, logging_dir
 from distgan.train_state import TrainState, noise_seed
-from distgan.upkeep import Outcome, Upkeep
+from distgan.upkeep import Outcome, Upkeep, start_tracking
 
 __all__ = ["PREEMPTED_EXIT_CODE", "TrainHooks", "train"]
 
@@ -197,7 +197,7 @@ def train(
     # Join the world; the launcher's settings complete the config, which the world size then checks.
     cfg = complete_from_launcher(cfg)
     run_dir = Path(cfg.train.out_dir)
-    accelerator = accelerator or build_accelerator(cfg, log_with(cfg), project_dir=logging_dir(run_dir))
+    accelerator = accelerator or build_accelerator(cfg, log_with(cfg.log), project_dir=logging_dir(run_dir))
     world = World.of(accelerator)
     local_batch = cfg.validate(world_size=world.size).local_batch(world.size)  # split over the real world
     check_fits(cfg, world.size, world.device)  # absurd sizes (ConfigError) before any data or model
@@ -212,9 +212,7 @@ def train(
     # Construct networks, phases and checkpointed parts; resume, or start fresh.
     run = assemble(cfg, accelerator, world, stream, hooks, verbose)
     state = run.resume(resume_from, world.rank)
-    if world.is_main:
-        cfg.save_yaml(run_dir / "config.yaml")
-    tracker = Tracker(cfg, run_dir, world.is_main, state.step if resume_from else None, accelerator)
+    tracker = start_tracking(cfg, run_dir, world, accelerator, state.step if resume_from else None)
     upkeep = Upkeep(
         cfg, world, run.backend, run.ema, run.checkpointer, tracker, stop, accelerator, run.augment, stream,
         hooks.on_log,

@@ -28,7 +28,7 @@ from distgan.ema import GeneratorEMA
 from distgan.errors import PREEMPTED_EXIT_CODE
 from distgan.faults import NonFiniteGuard, roll_back
 from distgan.grids import samples_picture, save_png
-from distgan.tracking import LogWindow, Tracker
+from distgan.tracking import LogWindow, TrackedRun, Tracker, cut_history_to, start_fresh_history
 from distgan.train_state import TrainState
 
 
@@ -74,6 +74,19 @@ def prepare_reference(cfg: ExperimentConfig, world: World):
         real=lambda: evaluation_data(cfg, cfg.eval.num)[0], modes=modes,
         cache_dir=metrics.default_reference_dir(cfg),
     )  # fmt: skip
+
+
+def start_tracking(cfg: ExperimentConfig, run_dir: Path, world: World, accelerator, resumed_step) -> Tracker:
+    """The resolved config in the run directory and the trackers; a resumed run's history is cut
+    back to its checkpoint (the steps after it are logged again, each once)."""
+    if world.is_main:
+        cfg.save_yaml(run_dir / "config.yaml")
+        if resumed_step is not None:
+            cut_history_to(run_dir, resumed_step)
+        else:
+            start_fresh_history(run_dir)
+    run = TrackedRun(run_dir, world.is_main, cfg.train.steps, resumed_step, cfg.to_dict())
+    return Tracker(cfg.log, run, accelerator)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import yaml
 
 from distgan.config import ExperimentConfig, config_from_dict, describe, load_config
 from distgan.config.describe import field_comments, keys
-from distgan.tracking import Tracker
+from distgan.tracking import TrackedRun, Tracker
 from distgan.train import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,9 @@ def test_help_config_lists_every_key_with_type_default_and_its_source_comment(ca
         "  model.arch  (one of 'dcgan', 'mlp', 'resnet'; default: dcgan)\n"
         "      network family: mlp | dcgan | resnet (SNGAN/BigGAN-style), or a registered one\n" in text
     )
-    assert "  log.trackers  (a list of str; default: [wandb])" in text
+    assert (
+        "  log.trackers  (a list, each one of 'tensorboard', 'wandb'; default: [wandb])" in text
+    )  # registry
     # a comment on the lines above a field (several lines joined) belongs to that field only
     comments = field_comments()
     assert comments[("DataConfig", "path")].startswith("hub: dataset id; parquet: file, glob or directory;")
@@ -96,7 +98,7 @@ def test_console_is_a_progress_bar_on_a_terminal(tmp_path, monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr("sys.stdout", terminal)
     cfg = load_config(QUICKSTART, ["train.steps=4", "log.trackers=[]"])
-    tracker = Tracker(cfg, tmp_path, is_main=True, resumed_step=1)
+    tracker = Tracker(cfg.log, TrackedRun(tmp_path, True, cfg.train.steps, resumed_step=1))
     for step in (2, 3):
         tracker.advance(step)
     tracker.log(3, SCALARS)
@@ -113,9 +115,10 @@ def test_console_is_a_progress_bar_on_a_terminal(tmp_path, monkeypatch):
 def test_progress_bar_shows_on_a_real_pseudo_terminal_without_a_size(tmp_path):
     """`script`, CI runners and `ssh -T` give a pty whose size reads 0 x 0: tqdm would draw nothing."""
     code = (
-        "from distgan.config import load_config; from distgan.tracking import Tracker\n"
+        "from distgan.config import load_config; from distgan.tracking import TrackedRun, Tracker\n"
         "cfg = load_config('configs/quickstart.yaml', ['train.steps=2', 'log.trackers=[]'])\n"
-        f"tracker = Tracker(cfg, __import__('pathlib').Path({str(tmp_path)!r}), True, None)\n"
+        f"run = TrackedRun(__import__('pathlib').Path({str(tmp_path)!r}), True, cfg.train.steps)\n"
+        "tracker = Tracker(cfg.log, run)\n"
         "tracker.log(2, {'loss_d': 0.25, 'loss_g': 1.5, 'images_per_sec': 99.0}); tracker.close()\n"
     )
     controller, terminal = os.openpty()
@@ -136,7 +139,7 @@ def _read(fd: int) -> bytes:
 
 def test_console_is_one_plain_line_per_log_step_otherwise(tmp_path, capsys):
     cfg = load_config(QUICKSTART, ["train.steps=4", "log.trackers=[]"])
-    tracker = Tracker(cfg, tmp_path, is_main=True, resumed_step=None)
+    tracker = Tracker(cfg.log, TrackedRun(tmp_path, True, cfg.train.steps))
     for step in (1, 2, 3, 4):
         tracker.advance(step)
         if step % 2 == 0:

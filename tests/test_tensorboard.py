@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 from PIL import Image
 
 from distgan.config import ConfigError, load_config
-from distgan.tracking import Tracker, TrackingError, log_with, logging_dir
+from distgan.registry import TRACKERS
+from distgan.tracking import TrackedRun, Tracker, TrackingError, log_with, logging_dir, start_fresh_history
 from tests.launching import REPO, TINY_OVERRIDES, cpu_env
 
 PROJECT = "distgan"  # log.wandb.project: the TensorBoard run's directory name
@@ -78,8 +80,9 @@ def test_rollback_hides_the_abandoned_steps(tmp_path, fresh_accelerate):
     from accelerate import Accelerator
 
     cfg = load_config("configs/quickstart.yaml", ["log.trackers=[tensorboard]"])
-    accelerator = Accelerator(cpu=True, log_with=log_with(cfg), project_dir=str(logging_dir(tmp_path)))
-    tracker = Tracker(cfg, tmp_path, is_main=True, resumed_step=None, accelerator=accelerator)
+    accelerator = Accelerator(cpu=True, log_with=log_with(cfg.log), project_dir=str(logging_dir(tmp_path)))
+    run = TrackedRun(tmp_path, is_main_process=True, total_steps=cfg.train.steps)
+    tracker = Tracker(cfg.log, run, accelerator)
     for step in (1, 2, 3, 4):
         tracker.log(step, {"loss_d": float(step)})
     tracker.rollback(2, detected_at=4, rollbacks=1, lr_scale=0.5)
@@ -99,12 +102,14 @@ def test_rollback_hides_the_abandoned_steps(tmp_path, fresh_accelerate):
     assert [(e.step, e.value) for e in reader.Scalars("eval/fd_raw")] == [(5, 1.5)]
 
     # A fresh run in the same directory (no checkpoint to resume) starts a fresh TensorBoard history.
-    Tracker(cfg, tmp_path, is_main=True, resumed_step=None, accelerator=accelerator).close()
+    start_fresh_history(tmp_path)
+    Tracker(cfg.log, run, accelerator).close()
     assert events(tmp_path).Tags()["scalars"] == []
 
 
 def test_trackers_are_checked_before_any_compute(monkeypatch):
-    with pytest.raises(ConfigError, match=r"log.trackers\[1\]: must be one of \['wandb', 'tensorboard'\]"):
+    valid = re.escape(str(list(TRACKERS.names())))
+    with pytest.raises(ConfigError, match=rf"log.trackers\[1\]: must be one of {valid}"):
         load_config(None, ["log.trackers=[tensorboard,mlflow]"])
     with pytest.raises(ConfigError, match=r"log.trackers\[1\]: .* each at most once"):
         load_config(None, ["log.trackers=[tensorboard,tensorboard]"])
@@ -112,11 +117,19 @@ def test_trackers_are_checked_before_any_compute(monkeypatch):
         ConfigError, match=r"log.wandb.mode: is 'offline' but log.trackers \['tensorboard'\] has no wandb"
     ):
         load_config(None, ["log.trackers=[tensorboard]", "log.wandb.mode=offline"])
-    assert log_with(load_config(None, ["log.trackers=[wandb,tensorboard]"])) == [
-        "tensorboard"
-    ]  # wandb disabled
-    assert log_with(load_config(None, ["log.trackers=[wandb]", "log.wandb.mode=offline"])) == ["wandb"]
-    assert log_with(load_config(None, ["log.trackers=[]"])) == []
+
+    def accelerate_names(*overrides: str) -> list[str]:
+        return log_with(load_config(None, list(overrides)).log)
+
+    assert accelerate_names("log.trackers=[wandb,tensorboard]") == ["tensorboard"]  # wandb disabled
+    assert accelerate_names("log.trackers=[wandb]", "log.wandb.mode=offline") == ["wandb"]
+    assert accelerate_names("log.trackers=[]") == []
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # the package is not installed
     with pytest.raises(TrackingError, match=r"pip install 'distgan\[tensorboard\]'"):
-        log_with(load_config(None, ["log.trackers=[tensorboard]"]))
+        accelerate_names("log.trackers=[tensorboard]")
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(
+        TrackingError, match=r"log.trackers: wandb needs the wandb package: pip install wandb"
+    ):
+        accelerate_names("log.trackers=[wandb]", "log.wandb.mode=offline")
+    assert accelerate_names("log.trackers=[wandb]") == []  # disabled: wandb is not needed at all

@@ -15,14 +15,20 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
 import pytest
 
 from distgan.config import load_config
-from distgan.tracking import WANDB_ID_FILE, Tracker, truncate_metrics
+from distgan.tracking import (
+    WANDB_ID_FILE,
+    TrackedRun,
+    Tracker,
+    cut_history_to,
+    start_fresh_history,
+    truncate_metrics,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_WANDB = [
@@ -142,6 +148,12 @@ def train(env: dict, *overrides: str, timeout: int = 180) -> subprocess.Complete
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+def tracker_for(cfg, run_dir: Path, is_main: bool = True, resumed_step: int | None = None, accelerator=None):
+    """What the trainer builds: the log section plus the run's facts."""
+    run = TrackedRun(run_dir, is_main, cfg.train.steps, resumed_step, cfg.to_dict())
+    return Tracker(cfg.log, run, accelerator)
+
+
 def metric_steps(run_dir: Path) -> list[int]:
     return [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
@@ -161,6 +173,49 @@ def test_truncate_metrics_drops_later_steps_and_a_torn_last_line(tmp_path):
     assert truncate_metrics(tmp_path / "missing.jsonl", 3) == 0
 
 
+def test_cut_history_to_cuts_metrics_and_eval_and_keeps_events(tmp_path):
+    for name in ("metrics.jsonl", "eval.jsonl", "events.jsonl"):
+        (tmp_path / name).write_text("".join(json.dumps({"step": s}) + "\n" for s in (2, 4, 6)))
+    cut_history_to(tmp_path, 4)
+    assert metric_steps(tmp_path) == [2, 4]
+    assert [json.loads(line)["step"] for line in (tmp_path / "eval.jsonl").read_text().splitlines()] == [2, 4]
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 3  # what happened stays recorded
+
+
+def test_building_a_tracker_deletes_nothing_in_the_run_directory(tmp_path):
+    cfg = load_config("configs/quickstart.yaml", ["train.steps=3", "log.trackers=[tensorboard]"])
+    earlier = {"metrics.jsonl": '{"step": 9}\n', "eval.jsonl": '{"step": 9}\n', "events.jsonl": "{}\n"}
+    earlier[WANDB_ID_FILE] = "oldrun01\n"
+    for name, text in earlier.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "tensorboard").mkdir()
+    for resumed_step in (None, 3):
+        tracker_for(cfg, tmp_path, resumed_step=resumed_step, accelerator=_FakeAccelerator()).close()
+        assert {name: (tmp_path / name).read_text() for name in earlier} == earlier
+        assert (tmp_path / "tensorboard").is_dir()
+    start_fresh_history(tmp_path)  # the explicit call clears every tracker's leftovers
+    assert not any((tmp_path / name).exists() for name in [*earlier, "tensorboard"])
+
+
+class _FakeAccelerator:
+    """Just enough of accelerate's tracker API for a tracker that is never started."""
+
+    log_with = ["tensorboard"]
+
+    def __init__(self):
+        self.trackers = []
+
+    def init_trackers(self, project, init_kwargs):
+        self.trackers.append(_FakeBoard())
+
+
+class _FakeBoard:
+    name, tracker = "tensorboard", object()
+
+    def finish(self):
+        pass
+
+
 def test_disabled_tracker_writes_history_and_no_wandb_files(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     cfg = load_config("configs/quickstart.yaml", ["train.steps=3", "log.wandb.mode=disabled"])
@@ -168,7 +223,8 @@ def test_disabled_tracker_writes_history_and_no_wandb_files(tmp_path, monkeypatc
     run_dir.mkdir()
     (run_dir / WANDB_ID_FILE).write_text("oldrun01\n")  # left by an earlier run in this directory
     (run_dir / "metrics.jsonl").write_text(json.dumps({"step": 9, "loss_d": 0.0}) + "\n")
-    tracker = Tracker(cfg, run_dir, is_main=True, resumed_step=None)  # fresh start: fresh history
+    start_fresh_history(run_dir)  # what the trainer does before a fresh start
+    tracker = tracker_for(cfg, run_dir)
     tracker.log(1, {"loss_d": 1.0, "loss_g": 2.0})
     tracker.log_picture(1, "samples", tmp_path / "nothing.png")  # ignored without wandb
     tracker.log_summary(1, {"eval/fd_raw": 3.5, "eval/extractor": "raw"})
@@ -182,7 +238,7 @@ def test_disabled_tracker_writes_history_and_no_wandb_files(tmp_path, monkeypatc
     }
     assert not (run_dir / "wandb").exists() and not (run_dir / WANDB_ID_FILE).exists()
     assert not (tmp_path / "wandb_dir").exists()
-    Tracker(cfg, tmp_path / "other", is_main=False, resumed_step=None).log(1, {"loss_d": 1.0})
+    tracker_for(cfg, tmp_path / "other", is_main=False).log(1, {"loss_d": 1.0})
     assert not (tmp_path / "other").exists()  # only the main process writes
 
 
@@ -194,7 +250,7 @@ def test_log_adds_gpu_memory_when_cuda_is_in_use(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 2**30)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 3 * 2**30)
     cfg = load_config("configs/quickstart.yaml", ["log.wandb.mode=disabled"])
-    tracker = Tracker(cfg, tmp_path, is_main=True, resumed_step=None)
+    tracker = tracker_for(cfg, tmp_path)
     tracker.log(7, {"loss_d": 1.0})
     record = json.loads((tmp_path / "metrics.jsonl").read_text())
     assert (record["step"], record["gpu_mem_gib"], record["gpu_mem_peak_gib"]) == (7, 1.0, 3.0)
@@ -255,13 +311,10 @@ def test_offline_run_holds_history_and_resume_continues_the_same_run(tmp_path, w
 def test_online_without_server_fails_early_with_a_clear_error(tmp_path, wandb_env):
     wandb_env["WANDB_API_KEY"] = "0" * 40  # a key is configured; the server is what is missing
     run_dir = tmp_path / "run"
-    start = time.monotonic()
     result = train(
         wandb_env, "train.steps=2", f"train.out_dir={run_dir}", "log.wandb.mode=online", timeout=90
     )
-    elapsed = time.monotonic() - start
     assert result.returncode == 2, result.stdout + result.stderr
-    assert elapsed < 40, f"online failure took {elapsed:.0f} s"
     err = result.stderr
     assert "error: log.wandb.mode=online: could not start the wandb run (CommError" in err, err
     assert "WANDB_INIT_TIMEOUT (now 5 s)" in err

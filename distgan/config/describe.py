@@ -78,7 +78,7 @@ def _type_of(key: str, tp: Any) -> str:
     if not registered:
         return _type_name(tp)
     names = "one of " + ", ".join(repr(name) for name in registered)
-    return f"a list of {names}" if typing.get_origin(tp) is list else names
+    return f"a list, each {names}" if typing.get_origin(tp) is list else names
 
 
 def keys(cls: type = ExperimentConfig, prefix: str = "") -> list[Key]:

@@ -20,7 +20,7 @@ import yaml
 
 from distgan.errors import UserError
 from distgan.files import write_atomic
-from distgan.registry import ARCHITECTURES, LOSSES, PENALTIES, SOURCES, Registry
+from distgan.registry import ARCHITECTURES, LOSSES, PENALTIES, SOURCES, TRACKERS, Registry
 
 
 class ConfigError(UserError, ValueError):
@@ -40,7 +40,6 @@ def _require_registered(table: Registry, value: str, key: str) -> None:
 EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverage")  # distgan.metrics
 EVAL_METRICS += ("density_coverage", "inception_score")  # Naeem et al. 2020; IS (Inception only)
 EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
-TRACKERS = ("wandb", "tensorboard")  # accelerate trackers distgan feeds (distgan.tracking)
 SEED_LIMIT = 2**32  # numpy and the data shuffle take 32-bit seeds; torch's would silently wrap
 # D steps per G step: the WGAN paper's critic boost uses 100. Far above that the generator barely
 # trains and one G step (where stop signals and logs are looked at) takes minutes: a typo, not a plan.
@@ -327,7 +326,7 @@ class LogConfig:
     sample_every: int = 500  # G steps between fixed-noise sample grids (0 = only at the end)
     num_samples: int = 64  # images in a sample grid (a square number reads best)
     wandb: WandbConfig = field(default_factory=WandbConfig)
-    # trackers fed through accelerate (wandb as log.wandb.mode says, tensorboard); metrics.jsonl always
+    # trackers to feed (wandb only when log.wandb.mode is not disabled); console and metrics.jsonl always
     trackers: list[str] = field(default_factory=lambda: ["wandb"])
 
     def validate(self, prefix: str = "log") -> None:
@@ -338,7 +337,7 @@ class LogConfig:
             _require(
                 name in TRACKERS and name not in self.trackers[:i],
                 f"{prefix}.trackers[{i}]",
-                f"must be one of {list(TRACKERS)}, each at most once; got {name!r}",
+                f"must be one of {list(TRACKERS.names())}, each at most once; got {name!r}",
             )
         _require(
             self.wandb.mode == "disabled" or "wandb" in self.trackers,
