@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+import distgan.run_layout as run_layout
 from distgan.checkpoint import (
     LATEST,
     RunLock,
@@ -41,7 +42,7 @@ def check_config_change(cfg: ExperimentConfig, checkpoint_dir: Path, allowed: bo
     """'' or a one-line description of what differs from the checkpoint's config; raises when a
     change would make the restored state and the config disagree and it was not allowed."""
     try:
-        saved = yaml.safe_load((checkpoint_dir / "config.yaml").read_text())
+        saved = yaml.safe_load((checkpoint_dir / run_layout.CONFIG).read_text())
     except (OSError, yaml.YAMLError) as err:
         raise CheckpointError(
             f"{checkpoint_dir / 'config.yaml'}: unreadable ({type(err).__name__})"
@@ -98,7 +99,7 @@ def _set_aside(out_dir: Path, resume: str, overwrite: bool, resume_from: Path | 
             print(f"--overwrite: moved the previous run to {moved}", flush=True)
     if resume_from is None:
         return
-    root = out_dir / "checkpoints"
+    root = out_dir / run_layout.CHECKPOINTS
     abandoned = abandon_newer(root, read_meta(resume_from)["step"])
     if abandoned is not None:
         print(f"resuming from an older checkpoint: moved the newer ones to {abandoned}", flush=True)

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 import yaml
 
+import distgan.run_layout as run_layout
 from distgan.augment import AugmentPipe
-from distgan.checkpoint import EMA_WEIGHTS, Checkpointer, CheckpointParts, torch_versions
+from distgan.checkpoint import Checkpointer, CheckpointParts, torch_versions
 from distgan.config import ExperimentConfig, TrainConfig
 from distgan.data import Batch, TrainStream, build_train_stream
 from distgan.distributed import (
@@ -162,18 +163,23 @@ def assemble(cfg: ExperimentConfig, accelerator, world: World, stream: TrainStre
         accelerator.print(describe_models(backend))
     ema = GeneratorEMA.of(cfg.train, backend.generator_module)
     augment = AugmentPipe(cfg.augment, cfg.data.resolution, cfg.data.batch_size, world.device)
-    weights = {"generator": backend.generator_module, "discriminator": backend.critic_module}
+    weights = {
+        run_layout.GENERATOR: backend.generator_module,
+        run_layout.DISCRIMINATOR: backend.critic_module,
+    }
     if ema is not None:
-        weights[EMA_WEIGHTS] = ema.model
+        weights[run_layout.GENERATOR_EMA] = ema.model
     state = TrainState()
     parts = CheckpointParts(
         backend,
         shared=[state, augment],
         per_rank={"data": stream, "augment": augment.tally},
         weights=weights,
-        restored_weights=tuple(n for n in weights if n == EMA_WEIGHTS or not backend.writes_weights),
+        restored_weights=tuple(
+            n for n in weights if n == run_layout.GENERATOR_EMA or not backend.writes_weights
+        ),
         facts=run_facts(cfg, world),
-        texts={"config.yaml": yaml.safe_dump(cfg.to_dict(), sort_keys=False)},
+        texts={run_layout.CONFIG: yaml.safe_dump(cfg.to_dict(), sort_keys=False)},
     )
     checkpointer = Checkpointer(cfg.train.out_dir, accelerator, parts, cfg.checkpoint.keep_last)
     phases = Phases(backend, PhaseSettings.of(cfg), augment)

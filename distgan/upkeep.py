@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+import distgan.run_layout as run_layout
 from distgan import metrics
 from distgan.augment import AugmentPipe
 from distgan.checkpoint import Checkpointer
@@ -59,7 +60,7 @@ def save_sample_grid(model, noise, run_dir: Path, step: int) -> Path:
     model.eval()
     samples = model(*noise)
     model.train(was_training)
-    return save_png(samples_picture(samples, model.num_classes), run_dir / "samples" / f"step_{step:07d}.png")
+    return save_png(samples_picture(samples, model.num_classes), run_layout.sample_grid(run_dir, step))
 
 
 def prepare_reference(cfg: ExperimentConfig, world: World):
@@ -80,7 +81,7 @@ def start_tracking(cfg: ExperimentConfig, run_dir: Path, world: World, accelerat
     """The resolved config in the run directory and the trackers; a resumed run's history is cut
     back to its checkpoint (the steps after it are logged again, each once)."""
     if world.is_main:
-        cfg.save_yaml(run_dir / "config.yaml")
+        cfg.save_yaml(run_dir / run_layout.CONFIG)
         if resumed_step is not None:
             cut_history_to(run_dir, resumed_step)
         else:

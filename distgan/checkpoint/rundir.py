@@ -20,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
+import distgan.run_layout as run_layout
 from distgan.checkpoint.locate import NAME, complete_checkpoints, step_of
 from distgan.errors import CheckpointError
 
@@ -107,4 +108,4 @@ def abandon_newer(root: Path, step: int) -> Path | None:
 
 
 def has_checkpoints(run_dir: Path) -> list[Path]:
-    return complete_checkpoints(run_dir / "checkpoints")
+    return complete_checkpoints(run_dir / run_layout.CHECKPOINTS)

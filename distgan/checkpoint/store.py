@@ -36,6 +36,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+import distgan.run_layout as run_layout
 from distgan.checkpoint.locate import (
     LATEST,
     checkpoint_name,
@@ -47,7 +48,7 @@ from distgan.checkpoint.locate import (
 from distgan.errors import CheckpointError
 from distgan.files import TMP_PREFIX, write_atomic
 
-EMA_WEIGHTS = "generator_ema"  # <checkpoint>/generator_ema.safetensors (DESIGN.md)
+EMA_WEIGHTS = run_layout.GENERATOR_EMA  # <checkpoint>/generator_ema.safetensors (DESIGN.md)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -88,7 +89,7 @@ class Checkpointer:
     """Saves and restores the registered parts of the training state, atomically."""
 
     def __init__(self, run_dir, accelerator, parts: CheckpointParts, keep_last: int) -> None:
-        self.root = Path(run_dir) / "checkpoints"
+        self.root = Path(run_dir) / run_layout.CHECKPOINTS
         self.accelerator = accelerator  # ranks and barriers
         self.parts, self.keep_last = parts, keep_last
 
@@ -152,7 +153,8 @@ class Checkpointer:
                 for file_name, text in self.parts.texts.items():
                     (tmp / file_name).write_text(text)
                 write_text_atomic(
-                    tmp / "meta.json", json.dumps({**meta, "step": step, "saved_at": time.time()}, indent=2)
+                    tmp / run_layout.META,
+                    json.dumps({**meta, "step": step, "saved_at": time.time()}, indent=2),
                 )
                 write_manifest(tmp)  # last: a checkpoint without a matching manifest is never trusted
         except Exception as err:  # torch and safetensors wrap the OS error in their own types

@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import distgan.run_layout as run_layout
 from distgan.tracking.sink import Sink
 
-METRICS_FILE = "metrics.jsonl"
-EVAL_FILE = "eval.jsonl"
-EVENTS_FILE = "events.jsonl"  # rollbacks and other rare events, one JSON object per line
+METRICS_FILE, EVAL_FILE, EVENTS_FILE = run_layout.METRICS, run_layout.EVAL, run_layout.EVENTS
 
 
 def truncate_metrics(path: Path, last_step: int) -> int:
