@@ -7,7 +7,7 @@ start that would overwrite or mix up an earlier run. Nothing is ever deleted her
   `previous-<timestamp>/`;
 - resuming from an older checkpoint moves the newer ones to `checkpoints/abandoned-<timestamp>/`;
 - a resume whose config changes what is trained fails with the diff unless --allow-config-change;
-- `check_out_dir` (before the models are built): an out_dir that is a file, lies under one, or
+- `check_out_dir` (before the models are built): a train.out_dir that is a file, lies under one, or
   cannot be written fails at once instead of at the first checkpoint (it writes one probe file in
   the nearest existing directory and removes it; `os.access` says yes to root).
 All ranks reach the same decision (one agreed flag) before any data is read or model built.
@@ -60,19 +60,19 @@ def check_config_change(cfg: ExperimentConfig, checkpoint_dir: Path, allowed: bo
 
 def open_run(cfg: ExperimentConfig, accelerator, resume: str, overwrite: bool, allow_change: bool):
     """(the held RunLock or None on other ranks, the checkpoint to resume from or None)."""
-    out_dir = Path(cfg.train.out_dir)
-    lock = RunLock(out_dir) if accelerator.is_main_process else None
+    run_dir = Path(cfg.train.out_dir)
+    lock = RunLock(run_dir) if accelerator.is_main_process else None
     error, resume_from, changes = None, None, ""
     try:
         if lock is not None:
             lock.acquire()
-        resume_from = resume_point(resume, out_dir)
-        existing = has_checkpoints(out_dir) if resume == "never" else []
+        resume_from = resume_point(resume, run_dir)
+        existing = has_checkpoints(run_dir) if resume == "never" else []
         if existing and not overwrite:
             raise CheckpointError(
-                f"train.out_dir {out_dir} already holds checkpoints ({', '.join(p.name for p in existing)}) "
+                f"train.out_dir {run_dir} already holds checkpoints ({', '.join(p.name for p in existing)}) "
                 f"and --resume never would overwrite them: continue with --resume auto, or pass --overwrite "
-                f"to move the old run to {out_dir}/previous-<timestamp>/, or use another train.out_dir"
+                f"to move the old run to {run_dir}/previous-<timestamp>/, or use another train.out_dir"
             )
         if resume_from is not None:
             changes = check_config_change(cfg, resume_from, allow_change)
@@ -85,21 +85,21 @@ def open_run(cfg: ExperimentConfig, accelerator, resume: str, overwrite: bool, a
             "the run directory could not be opened (see the first process's error)"
         )
     if accelerator.is_main_process:
-        _set_aside(out_dir, resume, overwrite, resume_from)
+        _set_aside(run_dir, resume, overwrite, resume_from)
         if changes:
             print(f"config changed since {resume_from.name}: {changes}", flush=True)
     accelerator.wait_for_everyone()
     return lock, resume_from
 
 
-def _set_aside(out_dir: Path, resume: str, overwrite: bool, resume_from: Path | None) -> None:
-    if resume == "never" and overwrite and out_dir.is_dir():
-        moved = move_aside(out_dir)
+def _set_aside(run_dir: Path, resume: str, overwrite: bool, resume_from: Path | None) -> None:
+    if resume == "never" and overwrite and run_dir.is_dir():
+        moved = move_aside(run_dir)
         if moved is not None:
             print(f"--overwrite: moved the previous run to {moved}", flush=True)
     if resume_from is None:
         return
-    root = out_dir / run_layout.CHECKPOINTS
+    root = run_dir / run_layout.CHECKPOINTS
     abandoned = abandon_newer(root, read_meta(resume_from)["step"])
     if abandoned is not None:
         print(f"resuming from an older checkpoint: moved the newer ones to {abandoned}", flush=True)
@@ -107,19 +107,19 @@ def _set_aside(out_dir: Path, resume: str, overwrite: bool, resume_from: Path | 
             write_atomic(root / LATEST, resume_from.name + "\n")
 
 
-def check_out_dir(out_dir: str, key: str = "train.out_dir") -> None:
-    """Raise ConfigError naming `key` when `out_dir` cannot be created or written."""
-    path = Path(out_dir).expanduser()
+def check_out_dir(run_dir: str, key: str = "train.out_dir") -> None:
+    """Raise ConfigError naming `key` when `run_dir` cannot be created or written."""
+    path = Path(run_dir).expanduser()
     if path.exists() and not path.is_dir():
         raise ConfigError(
-            f"{key}: {out_dir} is an existing file, not a directory; valid: a new or existing directory path"
+            f"{key}: {run_dir} is an existing file, not a directory; valid: a new or existing directory path"
         )
     existing = path.absolute()
     while not existing.exists():  # the nearest ancestor that exists: the run directory goes there
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(
-            f"{key}: {out_dir} lies under {existing}, which is a file; valid: a path under a directory"
+            f"{key}: {run_dir} lies under {existing}, which is a file; valid: a path under a directory"
         )
     try:  # os.access says yes to root on read-only mounts and no-write directories: really try
         fd, probe = tempfile.mkstemp(prefix=".distgan-write-check-", dir=existing)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import distgan.run_layout as run_layout
+from distgan.files import write_atomic
 from distgan.tracking.sink import Sink
 
 METRICS_FILE, EVAL_FILE, EVENTS_FILE = run_layout.METRICS, run_layout.EVAL, run_layout.EVENTS
@@ -27,9 +28,7 @@ def truncate_metrics(path: Path, last_step: int) -> int:
             continue
         if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= last_step:
             kept.append(line)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    tmp.replace(path)
+    write_atomic(path, "".join(line + "\n" for line in kept))
     return len(kept)
 
 

@@ -22,6 +22,7 @@ import string
 from pathlib import Path
 from typing import Any
 
+from distgan.files import write_atomic
 from distgan.registry import TRACKERS
 from distgan.tracking.accelerate_sink import AccelerateSink
 from distgan.tracking.sink import TrackingError
@@ -42,9 +43,7 @@ def _run_id(run_dir: Path, resumed: bool) -> str:
     if resumed and id_file.is_file() and id_file.read_text().strip():
         return id_file.read_text().strip()
     run_id = _new_run_id()
-    tmp = id_file.with_name(f".tmp-{id_file.name}")
-    tmp.write_text(run_id + "\n")
-    tmp.replace(id_file)
+    write_atomic(id_file, run_id + "\n")
     return run_id
 
 
