@@ -177,6 +177,11 @@ def log_with(cfg: ExperimentConfig) -> list[str]:
     """The accelerate trackers this config feeds (`Accelerator(log_with=...)`); TrackingError, before any
     compute, for one whose package is missing (accelerate itself would drop it without a word)."""
     names = ["wandb"] if "wandb" in cfg.log.trackers and cfg.log.wandb.mode != "disabled" else []
+    if names and importlib.util.find_spec("wandb") is None:
+        raise TrackingError(
+            f"log.wandb.mode: {cfg.log.wandb.mode} needs the wandb package: pip install 'distgan[wandb]'; "
+            "or set log.wandb.mode=disabled"
+        )
     if "tensorboard" in cfg.log.trackers:
         if importlib.util.find_spec("tensorboard") is None:  # what torch.utils.tensorboard writes with
             raise TrackingError(
