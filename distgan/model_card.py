@@ -83,7 +83,7 @@ def _evaluation(results: dict[str, Any] | None) -> str:
     full = json.dumps(results, indent=2)
     return (
         "From `eval.json` (written by `python -m distgan.evaluate`; metric names carry the feature "
-        f"extractor, see distgan's README):\n\n{_table(scalars)}\n\n<details><summary>eval.json</summary>"
+        f"extractor, see distgan's docs/metrics.md):\n\n{_table(scalars)}\n\n<details><summary>eval.json</summary>"
         f"\n\n```json\n{full}\n```\n\n</details>"
     )
 
