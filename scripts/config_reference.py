@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if args.check:
         current = OUT.is_file() and OUT.read_text() == text
-        print("docs/config.md is current" if current else "docs/config.md is stale: python scripts/config_reference.py")
+        print(
+            "docs/config.md is current"
+            if current
+            else "docs/config.md is stale: python scripts/config_reference.py"
+        )
         return 0 if current else 1
     OUT.write_text(text)
     print(f"wrote {OUT}")
