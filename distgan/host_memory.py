@@ -2,7 +2,7 @@
 
 glibc's malloc hands large blocks back to the kernel when they are freed (mmap threshold, heap
 trimming). A CPU training step allocates and frees the same activations every iteration, so
-each iteration page-faults them in again: measured on 2 CPU cores (issue 6) ~3,000 minor faults
+each iteration page-faults them in again: measured on 2 CPU cores ~3,000 minor faults
 per quickstart iteration and ~500,000 (about 2 GB) per CelebA-64 WGAN-GP iteration, costing ~10%
 and ~5% of the step time. Raising the two thresholds once makes the steady state fault-free
 (blocks over 32 MiB, glibc's cap, are still mapped per use); peak RSS did not change.

@@ -15,6 +15,14 @@ from distgan.config import ExperimentConfig
 
 SAMPLES_SEED = 0  # the grid in the card is generator.sample(N, seed=SAMPLES_SEED)
 SAMPLES_NUM = 64
+LICENSE = "apache-2.0"  # the Hub's identifier for distgan's own license (LICENSE, Apache-2.0)
+
+# Terms of datasets whose use limits are well known, by a lowercase word of data.path.
+DATASET_TERMS = {
+    "celeba": "CelebA is available for non-commercial research purposes only",
+    "ffhq": "FFHQ's images are under their own licenses (Creative Commons and others) and the dataset "
+    "under CC BY-NC-SA 4.0 (non-commercial)",
+}
 
 
 def latent_description(model) -> str:
@@ -44,12 +52,25 @@ def _metadata(cfg: ExperimentConfig) -> str:
     tags = ["distgan", "gan", "pytorch", cfg.model.arch]
     if cfg.model.num_classes > 0:
         tags.append("class-conditional")
-    header: dict[str, Any] = {"library_name": "distgan", "tags": tags}
+    header: dict[str, Any] = {"library_name": "distgan", "license": LICENSE, "tags": tags}
     if not cfg.data.is_toy:
         header["pipeline_tag"] = "unconditional-image-generation"
     if cfg.data.source == "hub" and cfg.data.path:
         header["datasets"] = [cfg.data.path]
     return "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n"
+
+
+def license_text(cfg: ExperimentConfig) -> str:
+    """The card's license section: distgan's license, and the data's terms, which still apply."""
+    path = (cfg.data.path or "").lower()
+    known = [terms for word, terms in DATASET_TERMS.items() if word in path]
+    data_terms = f" {known[0]}." if known else " Check them before you use or share this model."
+    return (
+        "distgan, which trained this model, is released under the Apache License 2.0, and this card "
+        "declares the same license for the weights (edit `license:` in the header to choose another). "
+        "The training data's own terms apply as well: a model can carry restrictions of the data it "
+        f"was trained on.{data_terms}"
+    )
 
 
 def _evaluation(results: dict[str, Any] | None) -> str:
@@ -62,7 +83,7 @@ def _evaluation(results: dict[str, Any] | None) -> str:
     full = json.dumps(results, indent=2)
     return (
         "From `eval.json` (written by `python -m distgan.evaluate`; metric names carry the feature "
-        f"extractor, see distgan's README):\n\n{_table(scalars)}\n\n<details><summary>eval.json</summary>"
+        f"extractor, see distgan's docs/metrics.md):\n\n{_table(scalars)}\n\n<details><summary>eval.json</summary>"
         f"\n\n```json\n{full}\n```\n\n</details>"
     )
 
@@ -145,6 +166,10 @@ reproduces the run (given the same data).
 ## Evaluation
 
 {_evaluation(eval_results)}
+
+## License
+
+{license_text(cfg)}
 
 ## How to use
 

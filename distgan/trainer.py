@@ -76,7 +76,7 @@ def warn_batchnorm_accumulation(grad_accum: int, backend: Backend, local_batch: 
         print_(
             f"warning: train.grad_accum={grad_accum} with BatchNorm: each micro-batch of "
             f"{local_batch // grad_accum} normalises with its own statistics, so the update is "
-            f"not the one a batch of {local_batch} per process would give (README: gradient accumulation)"
+            f"not the one a batch of {local_batch} per process would give (docs/distributed.md: gradient accumulation)"
         )
 
 

@@ -14,7 +14,7 @@ Thresholds come from measured healthy runs (CPU, torch 2.13, deterministic seeds
       classes covered (classifier's prediction on 1,000 samples): raw 10, EMA 10; untrained 1
       (the classifier reads the asked-for digit in 13 % of samples at 200 steps, 50 % at 500: the
       conditioning is learned later, so it is checked structurally in test_conditional_models.py)
-The full recipe (3,000 steps) is scored over 5 seeds in README "Quality".
+The full recipe (3,000 steps) is scored over 5 seeds in docs/quality.md.
 """
 
 import math

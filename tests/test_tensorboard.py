@@ -129,7 +129,7 @@ def test_trackers_are_checked_before_any_compute(monkeypatch):
         accelerate_names("log.trackers=[tensorboard]")
     monkeypatch.setitem(sys.modules, "wandb", None)
     with pytest.raises(
-        TrackingError, match=r"log.trackers: wandb needs the wandb package: pip install wandb"
+        TrackingError, match=r"log.trackers: wandb needs the wandb package: pip install 'distgan\[wandb\]'"
     ):
         accelerate_names("log.trackers=[wandb]", "log.wandb.mode=offline")
     assert accelerate_names("log.trackers=[wandb]") == []  # disabled: wandb is not needed at all

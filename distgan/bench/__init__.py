@@ -1,4 +1,4 @@
-"""distgan.bench: the measurements behind README's performance tables (`python -m distgan.bench`).
+"""distgan.bench: the measurements behind docs/performance.md and docs/quality.md (`python -m distgan.bench`).
 
     cli.py        the command: sections (a)-(f), the table and the JSON
     runs.py       one function per measurement (the real train(), d steps, FLOPs, collectives)

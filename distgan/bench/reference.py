@@ -5,7 +5,7 @@ models (built by distgan.models), the same objective, batch, precision, n_critic
 with no accelerate, no backend, no logging, no checkpointing. It must stay independent of
 the code it measures: it never imports distgan's trainer, backends or objectives, so an
 overhead added there shows up as a ratio below 1. It deliberately uses no fast path either
-(torch's default Adam, contiguous memory, no compile): the "naive" baseline of issue 6.
+(torch's default Adam, contiguous memory, no compile): the "naive" baseline.
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ from distgan.config import ExperimentConfig, override
 from distgan.data import Batch, build_train_stream
 from distgan.distributed import launched_world_size
 
-TARGETS = {"overhead_ratio": 0.97, "weak_scaling_efficiency": 0.85, "loader_to_consumption": 3.0}  # issue 6
+# the performance goals (docs/performance.md)
+TARGETS = {"overhead_ratio": 0.97, "weak_scaling_efficiency": 0.85, "loader_to_consumption": 3.0}
 
 
 def reset_accelerate() -> None:

@@ -118,7 +118,7 @@ def scaling(args: argparse.Namespace, cfg: ExperimentConfig) -> dict[str, dict]:
             "BatchNorm buffer all-reduce, per call (2 proc; the loop: at reads)", buffer_us, "us"
         ),
         "collectives_fraction": row(
-            "stop flag + buffers if done every iteration (before issue 15)",
+            "stop flag + buffers if done every iteration (the loop does neither)",
             (stop_us + buffer_us) * 1e-6 / iteration_s,
             "",
         ),

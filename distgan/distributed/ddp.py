@@ -14,6 +14,13 @@ from distgan.distributed.backend import Backend, build_optimizer, convert_batchn
 from distgan.distributed.safe_load import check_accelerate_state
 
 
+def _inner(model: nn.Module) -> nn.Module:
+    """The module inside DDP's (or DataParallel's) wrapper; the model itself when unwrapped."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
 class AccelerateBackend(Backend):
     """Single process or DDP through `accelerator.prepare` (FACTS.md: keep the prepare order)."""
 
@@ -33,14 +40,14 @@ class AccelerateBackend(Backend):
         # accelerate's documented state hooks: leave the models out of save_state/load_state.
         accelerator.register_save_state_pre_hook(lambda models, weights, directory: weights.clear())
         accelerator.register_load_state_pre_hook(lambda models, directory: models.clear())
-        # Unwrap ONCE: accelerate's unwrap_model re-reads package metadata on every call (~2 ms, on
-        # the hot path 4-5 times per iteration), and keeping the plain modules means a later
-        # torch.compile of self.generator/self.discriminator never reaches the penalty's double
-        # backward (unsupported by compile) nor the checkpoint keys (no `_orig_mod.` prefix).
-        self._plain = {
-            "g": accelerator.unwrap_model(self.generator),
-            "d": accelerator.unwrap_model(self.discriminator),
-        }
+        # The plain modules are the ones handed to prepare (it moves them in place and wraps them in
+        # DDP). Kept here, not asked of accelerate's unwrap_model: that re-reads package metadata on
+        # every call (~2 ms) and imports deepspeed whenever it is installed. Keeping them also means
+        # a later torch.compile of self.generator/self.discriminator never reaches the penalty's
+        # double backward (unsupported by compile) nor the checkpoint keys (no `_orig_mod.` prefix).
+        self._plain = {"g": _inner(self.generator), "d": _inner(self.discriminator)}
+        if self._plain["g"] is not generator or self._plain["d"] is not discriminator:
+            raise RuntimeError("accelerator.prepare replaced a model instead of wrapping it")  # a bug
 
     @property
     def generator_module(self) -> nn.Module:

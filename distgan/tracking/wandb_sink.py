@@ -66,7 +66,7 @@ class WandbSink(AccelerateSink):
     def check_installed(cls) -> None:
         if importlib.util.find_spec("wandb") is None:
             raise TrackingError(
-                "log.trackers: wandb needs the wandb package: pip install wandb; "
+                "log.trackers: wandb needs the wandb package: pip install 'distgan[wandb]'; "
                 "or set log.wandb.mode=disabled"
             )
 
