@@ -45,6 +45,21 @@ MAX_N_CRITIC = 1000
 MAX_PENALTY_WEIGHT = 1e4  # gp_weight / r1_weight: published values are 0.1-10; more only swamps the loss
 
 
+# ModelConfig fields that only model.arch=stylegan2 reads
+STYLEGAN2_ONLY = (
+    "w_dim",
+    "mapping_layers",
+    "channel_base",
+    "channel_max",
+    "mbstd_group",
+    "d_residual",
+    "conv_clamp",
+    "reduced_precision_res",
+    "style_mixing",
+    "w_avg_beta",
+)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     arch: Literal["mlp", "dcgan", "resnet"] = "dcgan"  # network family (resnet: SNGAN/BigGAN-style)
@@ -67,6 +82,17 @@ class ModelConfig:
     # separated modes need no bridges between them (DeLiGAN, BourGAN); 0 = off
     latent_components: int = 0
     latent_component_std: float = 1.0  # std of each latent mixture component (latent_components > 0)
+    # stylegan2 only (the defaults are the official StyleGAN2-ADA ones):
+    w_dim: int = 512  # size of the intermediate latent w (the mapping network's output)
+    mapping_layers: int = 8  # depth of G's mapping network z -> w
+    channel_base: int = 32768  # feature maps at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 512  # most feature maps at any resolution
+    mbstd_group: int = 4  # samples per minibatch-std group in D; must divide the per-process batch
+    d_residual: bool = True  # residual D blocks (false: plain blocks, as the official cifar config)
+    conv_clamp: float = 256.0  # clamp conv outputs to +-this (guards fp16 from overflow); 0 = off
+    reduced_precision_res: int = 4  # the top N resolutions of G and D follow bf16/fp16 autocast
+    style_mixing: float = 0.9  # probability that a training batch mixes the w's of two latents
+    w_avg_beta: float = 0.995  # decay of the running average w (the truncation trick's centre)
 
     def validate(self, prefix: str = "model") -> None:
         _require(self.channels in (1, 3), f"{prefix}.channels", f"must be 1 or 3, got {self.channels}")
@@ -99,6 +125,7 @@ class ModelConfig:
             f"must be > 0, got {self.latent_component_std}",
         )
         self._validate_resnet_options(prefix)
+        self._validate_stylegan2(prefix)
 
     def _validate_resnet_options(self, prefix: str) -> None:
         """Combinations of arch and the resnet-only options (resolution-dependent checks: ExperimentConfig)."""
@@ -133,6 +160,65 @@ class ModelConfig:
                 f"{prefix}.d_dropout",
                 f"model.arch=resnet has no dropout in D; valid: 0, got {self.d_dropout}",
             )
+
+    def _validate_stylegan2(self, prefix: str) -> None:
+        """The stylegan2 options' ranges, and the options stylegan2 does not have (refused, never ignored)."""
+        _require(self.w_dim >= 1, f"{prefix}.w_dim", f"must be >= 1, got {self.w_dim}")
+        _require(
+            self.mapping_layers >= 1, f"{prefix}.mapping_layers", f"must be >= 1, got {self.mapping_layers}"
+        )
+        _require(self.channel_base >= 1, f"{prefix}.channel_base", f"must be >= 1, got {self.channel_base}")
+        _require(self.channel_max >= 1, f"{prefix}.channel_max", f"must be >= 1, got {self.channel_max}")
+        _require(self.mbstd_group >= 1, f"{prefix}.mbstd_group", f"must be >= 1, got {self.mbstd_group}")
+        _require(
+            self.conv_clamp >= 0, f"{prefix}.conv_clamp", f"must be >= 0 (0 = off), got {self.conv_clamp}"
+        )
+        _require(
+            self.reduced_precision_res >= 0,
+            f"{prefix}.reduced_precision_res",
+            f"must be >= 0 (0 = everything in float32), got {self.reduced_precision_res}",
+        )
+        _require(
+            0.0 <= self.style_mixing <= 1.0,
+            f"{prefix}.style_mixing",
+            f"is a probability: must be in [0, 1], got {self.style_mixing}",
+        )
+        _require(
+            0.0 <= self.w_avg_beta < 1.0, f"{prefix}.w_avg_beta", f"must be in [0, 1), got {self.w_avg_beta}"
+        )
+        if self.arch != "stylegan2":
+            defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+            for name in STYLEGAN2_ONLY:
+                _require(
+                    getattr(self, name) == defaults[name],
+                    f"{prefix}.{name}",
+                    f"is a stylegan2 option; model.arch is {self.arch!r} (valid: model.arch=stylegan2, "
+                    f"or leave {name} at its default {defaults[name]!r})",
+                )
+            return
+        _require(
+            self.g_width == 64 and self.d_width == 64,
+            f"{prefix}.g_width" if self.g_width != 64 else f"{prefix}.d_width",
+            "model.arch=stylegan2 takes its widths from model.channel_base and model.channel_max; "
+            "leave g_width and d_width at 64",
+        )
+        _require(
+            self.d_norm == "none" and self.d_dropout == 0.0,
+            f"{prefix}.d_norm" if self.d_norm != "none" else f"{prefix}.d_dropout",
+            "model.arch=stylegan2 has no normalisation and no dropout in D; valid: d_norm none, d_dropout 0",
+        )
+        _require(
+            self.spectral_norm == "none",
+            f"{prefix}.spectral_norm",
+            f"model.arch=stylegan2 uses equalized learning rate, not spectral norm; valid: none, "
+            f"got {self.spectral_norm!r}",
+        )
+        _require(
+            self.num_classes == 0 or self.conditioning == "projection",
+            f"{prefix}.conditioning",
+            "a conditional stylegan2 (model.num_classes > 0) has a projection D (the label's mapped "
+            "vector dotted with D's features): set model.conditioning=projection",
+        )
 
 
 @dataclass(frozen=True)
