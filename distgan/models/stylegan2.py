@@ -101,7 +101,8 @@ class SynthesisBlock(nn.Module):
                 x = self.conv0(x, ws[:, 0], noise_mode, pre_normalize)
             x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode, pre_normalize)
             rgb = self.to_rgb(x, ws[:, self.num_conv]).float()
-        image = rgb if image is None else upsample_2x(image, self.fir) + rgb
+        with torch.autocast(ws.device.type, enabled=False):  # the image itself stays float32
+            image = rgb if image is None else upsample_2x(image, self.fir) + rgb
         return x, image
 
 
