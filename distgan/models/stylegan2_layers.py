@@ -143,11 +143,12 @@ def modulated_conv2d(
 ) -> torch.Tensor:
     """Convolve each sample with its own weights: weight[o, i] * styles[n, i], then (demodulate) each
     output channel's weights rescaled to unit norm, so unit-variance inputs give unit-variance outputs.
-    One grouped convolution for the whole batch. `up`: transposed conv (stride 2) then the FIR filter.
-    `pre_normalize` divides weight and styles by their max first (reduced precision: no overflow;
-    demodulation cancels the scale)."""
-    n, in_channels, height, width = x.shape
-    out_channels, _, size, _ = weight.shape
+
+    Computed in the equivalent form the paper describes: inputs scaled by the styles, one convolution
+    with the shared weights for the whole batch, outputs scaled by the demodulation coefficients.
+    `up`: transposed conv (stride 2) then the FIR filter. `pre_normalize` divides weight and styles by
+    their max first (reduced precision: no overflow; demodulation cancels the scale)."""
+    out_channels, in_channels, size, _ = weight.shape
     if pre_normalize and demodulate:
         weight = (
             weight
@@ -155,20 +156,15 @@ def modulated_conv2d(
             / math.sqrt(in_channels * size**2)
         )
         styles = styles / styles.abs().amax(dim=1, keepdim=True)
-    per_sample = weight[None] * styles[:, None, :, None, None]  # (N, out, in, k, k)
-    if demodulate:
-        per_sample = per_sample * (per_sample.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
-    x = x.reshape(1, n * in_channels, height, width)
-    per_sample = per_sample.to(x.dtype)
-    if up:  # (N*in, out, k, k): conv_transpose2d's weight layout; 2H+1 after the stride-2 transpose
-        per_sample = per_sample.transpose(1, 2).reshape(n * in_channels, out_channels, size, size)
-        x = F.conv_transpose2d(x, per_sample, stride=2, groups=n)
-        x = fir_filter(x.reshape(n, out_channels, *x.shape[2:]), fir * 4, pad=1)  # -> 2H, gain 4
-        return x
-    x = F.conv2d(
-        x, per_sample.reshape(n * out_channels, in_channels, size, size), padding=size // 2, groups=n
-    )
-    return x.reshape(n, out_channels, height, width)
+    x = x * styles.to(x.dtype)[:, :, None, None]
+    if up:  # 2H+1 after the stride-2 transpose, 2H after the filter (gain 4 keeps the mean)
+        x = fir_filter(F.conv_transpose2d(x, weight.transpose(0, 1).to(x.dtype), stride=2), fir * 4, pad=1)
+    else:
+        x = F.conv2d(x, weight.to(x.dtype), padding=size // 2)
+    if demodulate:  # |weight[o] * styles[n]|^2 for every (n, o), without forming per-sample weights
+        norms = styles.square() @ weight.square().sum(dim=[2, 3]).T
+        x = x * (norms + 1e-8).rsqrt().to(x.dtype)[:, :, None, None]
+    return x
 
 
 class StyledConv(nn.Module):
