@@ -370,3 +370,18 @@ def test_the_builders_read_the_model_section():
 def test_bad_stylegan2_options_name_their_key(changes, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         stylegan2_config(**changes).validate()
+
+
+@pytest.mark.parametrize(
+    "resolution, micro_batch, key",
+    [(48, 8, "data.resolution"), (2048, 8, "data.resolution"), (32, 6, "model.mbstd_group")],
+)
+def test_a_run_stylegan2_cannot_do_names_its_key(resolution, micro_batch, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        stylegan2_config(mbstd_group=4).check_stylegan2_run(resolution, micro_batch)
+
+
+def test_batches_smaller_than_the_group_and_every_side_from_32_to_1024_are_fine():
+    for resolution in (32, 64, 128, 256, 512, 1024):
+        stylegan2_config(mbstd_group=4).check_stylegan2_run(resolution, 8)
+    stylegan2_config(mbstd_group=32).check_stylegan2_run(32, 2)  # one group of 2

@@ -161,6 +161,22 @@ class ModelConfig:
                 f"model.arch=resnet has no dropout in D; valid: 0, got {self.d_dropout}",
             )
 
+    def check_stylegan2_run(self, resolution: int, micro_batch: int) -> None:
+        """The stylegan2 rules that need the data section: the image side and D's batch."""
+        sides = [2**k for k in range(5, 11)]
+        _require(
+            resolution in sides,
+            "data.resolution",
+            f"model.arch=stylegan2 makes {sides} px images, got {resolution}",
+        )
+        group = min(self.mbstd_group, micro_batch)
+        _require(
+            micro_batch % group == 0,
+            "model.mbstd_group",
+            f"D's minibatch-std groups of {group} must divide the {micro_batch} images D sees at once "
+            f"(data.batch_size / processes / train.grad_accum); valid: a divisor of {micro_batch}",
+        )
+
     def _validate_stylegan2(self, prefix: str) -> None:
         """The stylegan2 options' ranges, and the options stylegan2 does not have (refused, never ignored)."""
         _require(self.w_dim >= 1, f"{prefix}.w_dim", f"must be >= 1, got {self.w_dim}")
@@ -603,6 +619,8 @@ class ExperimentConfig:
             )
         if model.arch == "resnet" and not data.is_toy:
             _check_resnet_resolution(model, data.resolution)
+        if model.arch == "stylegan2" and not data.is_toy:
+            model.check_stylegan2_run(data.resolution, self.local_batch(world_size) // self.train.grad_accum)
         if data.is_toy:
             _require(
                 model.arch == "mlp",
