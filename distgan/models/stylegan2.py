@@ -30,12 +30,12 @@ from distgan.models.stylegan2_layers import (
     MinibatchStd,
     StyledConv,
     ToRGB,
+    block_precision,
     fir_kernel,
-    full_precision,
     upsample_2x,
 )
 
-MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
+STYLEGAN2_RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 D_LABEL_MAPPING_LAYERS = 8  # D's label mapping keeps the official default depth whatever G's depth
 RESIDUAL_GAIN = math.sqrt(0.5)  # a residual sum of two unit-variance branches stays unit variance
 
@@ -47,11 +47,8 @@ def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
 
 def resolutions_up_to(resolution: int) -> list[int]:
     """4, 8, ..., resolution; a clear error for a side StyleGAN2 does not make."""
-    if resolution & (resolution - 1) or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise ValueError(
-            f"stylegan2 makes square images with a power-of-two side from {MIN_RESOLUTION} to "
-            f"{MAX_RESOLUTION} px, not {resolution}"
-        )
+    if resolution not in STYLEGAN2_RESOLUTIONS:
+        raise ValueError(f"stylegan2 makes {list(STYLEGAN2_RESOLUTIONS)} px images, not {resolution}")
     return [2**i for i in range(2, int(math.log2(resolution)) + 1)]
 
 
@@ -92,7 +89,7 @@ class SynthesisBlock(nn.Module):
         self.register_buffer("fir", fir_kernel(), persistent=False)
 
     def forward(self, x, image, ws: torch.Tensor, noise_mode: str):
-        with full_precision(self.reduced_precision, ws.device.type):
+        with block_precision(self.reduced_precision, ws.device.type):
             pre_normalize = self.reduced_precision and torch.is_autocast_enabled(ws.device.type)
             if self.const is not None:
                 x = self.const[None].expand(ws.shape[0], -1, -1, -1)
@@ -241,7 +238,7 @@ class DiscriminatorBlock(nn.Module):
             self.skip = EqualizedConv2d(tmp_channels, out_channels, 1, bias=False, leaky=False, down=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with full_precision(self.reduced_precision, x.device.type):
+        with block_precision(self.reduced_precision, x.device.type):
             x = x if self.reduced_precision else x.float()
             if self.from_rgb is not None:
                 x = self.from_rgb(x)
@@ -346,5 +343,15 @@ def build_stylegan2_discriminator(model_cfg, sample_shape: tuple[int, ...]) -> S
     )
 
 
-# Registered when model families become registry entries (distgan.registry.ARCHITECTURES):
-# ARCHITECTURES.register("stylegan2", <entry with build_stylegan2_generator, build_stylegan2_discriminator>)
+# Activated when model families are registry entries (distgan.models.family.Architecture), with the
+# keys of ModelConfig's STYLEGAN2_ONLY added to family.FAMILY_OPTIONS:
+# ARCHITECTURES.register(
+#     "stylegan2",
+#     Architecture(
+#         build_stylegan2_generator,
+#         build_stylegan2_discriminator,
+#         options=frozenset(STYLEGAN2_ONLY),
+#         conditionings=("projection",),
+#         check_shape=lambda model, shape: image_side("stylegan2", shape, STYLEGAN2_RESOLUTIONS),
+#     ),
+# )

@@ -66,7 +66,7 @@ def bias_activation(x: torch.Tensor, bias, leaky: bool, gain: float = 1.0, clamp
     return x
 
 
-def full_precision(reduced_precision: bool, device_type: str):
+def block_precision(reduced_precision: bool, device_type: str):
     """The context a block runs in: the caller's autocast for a reduced-precision block, float32 else."""
     return nullcontext() if reduced_precision else torch.autocast(device_type, enabled=False)
 
