@@ -244,6 +244,15 @@ def test_gradients_reach_every_weight_and_r1_double_backward_works(num_classes):
     assert critic.blocks[0].conv0.weight.grad.abs().sum() > 0
 
 
+def test_the_path_length_gradient_reaches_the_ws_and_the_mapping_network():
+    generator = tiny_generator().train()
+    images, ws = generator(torch.randn(4, 32), return_ws=True)
+    (grad,) = torch.autograd.grad((images * torch.randn_like(images)).sum(), ws, create_graph=True)
+    assert grad.shape == (4, generator.num_ws, 32) and grad.abs().sum() > 0
+    grad.square().sum().backward()
+    assert generator.mapping.layers[0].weight.grad.abs().sum() > 0
+
+
 def test_the_residual_critic_has_skips_and_the_plain_one_has_none():
     assert tiny_discriminator().blocks[0].skip is not None
     assert all(block.skip is None for block in tiny_discriminator(residual=False).blocks)

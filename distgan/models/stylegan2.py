@@ -193,9 +193,12 @@ class StyleGAN2Generator(Generator):
         mixed = (torch.arange(self.num_ws, device=device) >= cutoff)[None, :, None]
         return torch.where(mixed, other, ws)
 
-    def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None, return_ws: bool = False):
+        """Images (N, C, H, W); with `return_ws`, (images, w's): the path-length penalty differentiates
+        the images with respect to the w's, through one forward (so a DDP wrapper sees it)."""
         ws = latent if latent.dim() == 3 else self.w_latents(latent, labels)
-        return self.synthesis(ws, "random" if self.training else "const")
+        images = self.synthesis(ws, "random" if self.training else "const")
+        return (images, ws) if return_ws else images
 
     @torch.no_grad()
     def truncate(self, latent: torch.Tensor, psi: float, labels: torch.Tensor | None = None) -> torch.Tensor:
