@@ -65,6 +65,14 @@ def test_shapes(resolution):
     assert generator.sample(3).shape == (3, 3, resolution, resolution)
 
 
+def test_a_forward_on_the_meta_device_gives_shapes_only():  # how the memory estimate sizes a run
+    with torch.device("meta"):
+        generator, critic = tiny_generator(num_classes=10), tiny_discriminator(num_classes=10)
+        labels = torch.zeros(8, dtype=torch.long)
+        images = generator(torch.empty(8, 32), labels)
+        assert images.shape == (8, 3, 32, 32) and critic(images, labels).shape == (8,)
+
+
 def test_a_resolution_stylegan2_does_not_make_is_refused():
     with pytest.raises(ValueError, match=r"makes \[32, 64, 128, 256, 512, 1024\] px images, not 48"):
         tiny_generator(48)

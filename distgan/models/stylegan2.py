@@ -30,8 +30,10 @@ from distgan.models.stylegan2_layers import (
     MinibatchStd,
     StyledConv,
     ToRGB,
+    autocast_enabled,
     block_precision,
     fir_kernel,
+    float32_region,
     upsample_2x,
 )
 
@@ -90,7 +92,7 @@ class SynthesisBlock(nn.Module):
 
     def forward(self, x, image, ws: torch.Tensor, noise_mode: str):
         with block_precision(self.reduced_precision, ws.device.type):
-            pre_normalize = self.reduced_precision and torch.is_autocast_enabled(ws.device.type)
+            pre_normalize = self.reduced_precision and autocast_enabled(ws.device.type)
             if self.const is not None:
                 x = self.const[None].expand(ws.shape[0], -1, -1, -1)
             else:
@@ -98,7 +100,7 @@ class SynthesisBlock(nn.Module):
                 x = self.conv0(x, ws[:, 0], noise_mode, pre_normalize)
             x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode, pre_normalize)
             rgb = self.to_rgb(x, ws[:, self.num_conv]).float()
-        with torch.autocast(ws.device.type, enabled=False):  # the image itself stays float32
+        with float32_region(ws.device.type):  # the image itself stays float32
             image = rgb if image is None else upsample_2x(image, self.fir) + rgb
         return x, image
 
@@ -176,7 +178,7 @@ class StyleGAN2Generator(Generator):
         """(N, num_ws, w_dim): the mapped latents, style-mixed in training mode."""
         if self.is_conditional:
             labels = require_labels(labels)
-        with torch.autocast(latent.device.type, enabled=False):
+        with float32_region(latent.device.type):
             w = self.mapping(latent, labels, update_w_avg=self.training)
             ws = w[:, None].repeat(1, self.num_ws, 1)
             if self.training and self.style_mixing > 0:
@@ -305,7 +307,7 @@ class StyleGAN2Discriminator(nn.Module):
         x = images
         for block in self.blocks:
             x = block(x)
-        with torch.autocast(images.device.type, enabled=False):
+        with float32_region(images.device.type):
             x = self.epilogue(x)
             if self.label_mapping is None:
                 return x.squeeze(1)

@@ -66,9 +66,19 @@ def bias_activation(x: torch.Tensor, bias, leaky: bool, gain: float = 1.0, clamp
     return x
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """Whether the caller runs under autocast on this device type (meta tensors have no autocast)."""
+    return device_type != "meta" and torch.is_autocast_enabled(device_type)
+
+
+def float32_region(device_type: str):
+    """A context with the caller's autocast switched off: float32 inside."""
+    return torch.autocast(device_type, enabled=False) if autocast_enabled(device_type) else nullcontext()
+
+
 def block_precision(reduced_precision: bool, device_type: str):
     """The context a block runs in: the caller's autocast for a reduced-precision block, float32 else."""
-    return nullcontext() if reduced_precision else torch.autocast(device_type, enabled=False)
+    return nullcontext() if reduced_precision else float32_region(device_type)
 
 
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
