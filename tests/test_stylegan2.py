@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -402,3 +403,15 @@ def test_batches_smaller_than_the_group_and_every_side_from_32_to_1024_are_fine(
     for resolution in (32, 64, 128, 256, 512, 1024):
         stylegan2_config(mbstd_group=4).check_stylegan2_run(resolution, 8)
     stylegan2_config(mbstd_group=32).check_stylegan2_run(32, 2)  # one group of 2
+
+
+def test_the_experiment_checks_the_side_and_the_micro_batch_before_anything_runs():
+    from distgan.config.sections import DataConfig, ExperimentConfig, TrainConfig
+
+    model = stylegan2_config(channels=1, mbstd_group=4)
+    train = dataclasses.replace(TrainConfig(), grad_accum=2)
+    ExperimentConfig(model=model, data=DataConfig(resolution=32, batch_size=16), train=train).validate()
+    with pytest.raises(ConfigError, match="model.mbstd_group: .* 6 images D sees at once"):
+        ExperimentConfig(model=model, data=DataConfig(resolution=32, batch_size=12), train=train).validate()
+    with pytest.raises(ConfigError, match="data.resolution"):
+        ExperimentConfig(model=model, data=DataConfig(resolution=48, batch_size=16)).validate()

@@ -87,7 +87,7 @@ class ModelConfig:
     mapping_layers: int = 8  # depth of G's mapping network z -> w
     channel_base: int = 32768  # feature maps at resolution r: min(channel_base // r, channel_max)
     channel_max: int = 512  # most feature maps at any resolution
-    mbstd_group: int = 4  # samples per minibatch-std group in D; must divide the per-process batch
+    mbstd_group: int = 4  # samples per minibatch-std group in D; divides D's per-process micro-batch
     d_residual: bool = True  # residual D blocks (false: plain blocks, as the official cifar config)
     conv_clamp: float = 256.0  # clamp conv outputs to +-this (guards fp16 from overflow); 0 = off
     reduced_precision_res: int = 4  # the top N resolutions of G and D follow bf16/fp16 autocast
@@ -619,8 +619,6 @@ class ExperimentConfig:
             )
         if model.arch == "resnet" and not data.is_toy:
             _check_resnet_resolution(model, data.resolution)
-        if model.arch == "stylegan2" and not data.is_toy:
-            model.check_stylegan2_run(data.resolution, self.local_batch(world_size) // self.train.grad_accum)
         if data.is_toy:
             _require(
                 model.arch == "mlp",
@@ -660,6 +658,8 @@ class ExperimentConfig:
             f"{accum} micro-batches; valid: a divisor of {local} leaving a multiple of model.pack="
             f"{model.pack} per micro-batch",
         )
+        if model.arch == "stylegan2" and not data.is_toy:
+            model.check_stylegan2_run(data.resolution, local // accum)
         return self
 
     def local_batch(self, world_size: int) -> int:
