@@ -37,7 +37,7 @@ class PhaseSettings:
     num_classes: int
     micro_batches: int  # train.grad_accum
     global_batch: int  # data.batch_size: images per D step, all processes together
-    pure_batches: bool  # BatchNorm in D: real and fake batches go through D separately
+    pure_batches: bool  # D has batch statistics (BatchNorm, minibatch std): real and fake apart
 
     @classmethod
     def of(cls, cfg: ExperimentConfig) -> PhaseSettings:
@@ -47,7 +47,7 @@ class PhaseSettings:
             cfg.model.num_classes,
             cfg.train.grad_accum,
             cfg.data.batch_size,
-            cfg.model.d_norm == "batch",
+            cfg.model.d_norm == "batch" or cfg.model.arch == "stylegan2",  # BatchNorm, minibatch std
         )
 
 

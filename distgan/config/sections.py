@@ -47,6 +47,21 @@ MAX_N_CRITIC = 1000
 MAX_PENALTY_WEIGHT = 1e4  # gp_weight / r1_weight: published values are 0.1-10; more only swamps the loss
 
 
+# ModelConfig fields that only model.arch=stylegan2 reads
+STYLEGAN2_ONLY = (
+    "w_dim",
+    "mapping_layers",
+    "channel_base",
+    "channel_max",
+    "mbstd_group",
+    "d_residual",
+    "conv_clamp",
+    "reduced_precision_res",
+    "style_mixing",
+    "w_avg_beta",
+)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "dcgan"  # network family: mlp | dcgan | resnet (SNGAN/BigGAN-style), or a registered one
@@ -69,6 +84,17 @@ class ModelConfig:
     # separated modes need no bridges between them (DeLiGAN, BourGAN); 0 = off
     latent_components: int = 0
     latent_component_std: float = 1.0  # std of each latent mixture component (latent_components > 0)
+    # stylegan2 only (the defaults are the official StyleGAN2-ADA ones):
+    w_dim: int = 512  # size of the intermediate latent w (the mapping network's output)
+    mapping_layers: int = 8  # depth of G's mapping network z -> w
+    channel_base: int = 32768  # feature maps at resolution r: min(channel_base // r, channel_max)
+    channel_max: int = 512  # most feature maps at any resolution
+    mbstd_group: int = 4  # samples per minibatch-std group in D; divides D's per-process micro-batch
+    d_residual: bool = True  # residual D blocks (false: plain blocks, as the official cifar config)
+    conv_clamp: float = 256.0  # clamp conv outputs to +-this (guards fp16 from overflow); 0 = off
+    reduced_precision_res: int = 4  # the top N resolutions of G and D follow bf16/fp16 autocast
+    style_mixing: float = 0.9  # probability that a training batch mixes the w's of two latents
+    w_avg_beta: float = 0.995  # decay of the running average w (the truncation trick's centre)
 
     def validate(self, prefix: str = "model") -> None:
         """The section's own ranges; what the family can make is its registered entry's `check`
@@ -92,6 +118,82 @@ class ModelConfig:
             self.latent_component_std > 0,
             f"{prefix}.latent_component_std",
             f"must be > 0, got {self.latent_component_std}",
+        )
+        self._validate_stylegan2(prefix)
+
+    def check_stylegan2_run(self, resolution: int, micro_batch: int) -> None:
+        """The stylegan2 rules that need the data section: the image side and D's batch."""
+        sides = [2**k for k in range(5, 11)]
+        _require(
+            resolution in sides,
+            "data.resolution",
+            f"model.arch=stylegan2 makes {sides} px images, got {resolution}",
+        )
+        group = min(self.mbstd_group, micro_batch)
+        _require(
+            micro_batch % group == 0,
+            "model.mbstd_group",
+            f"D's minibatch-std groups of {group} must divide the {micro_batch} images D sees at once "
+            f"(data.batch_size / processes / train.grad_accum); valid: a divisor of {micro_batch}",
+        )
+
+    def _validate_stylegan2(self, prefix: str) -> None:
+        """The stylegan2 options' ranges, and the options stylegan2 does not have (refused, never ignored)."""
+        _require(self.w_dim >= 1, f"{prefix}.w_dim", f"must be >= 1, got {self.w_dim}")
+        _require(
+            self.mapping_layers >= 1, f"{prefix}.mapping_layers", f"must be >= 1, got {self.mapping_layers}"
+        )
+        _require(self.channel_base >= 1, f"{prefix}.channel_base", f"must be >= 1, got {self.channel_base}")
+        _require(self.channel_max >= 1, f"{prefix}.channel_max", f"must be >= 1, got {self.channel_max}")
+        _require(self.mbstd_group >= 1, f"{prefix}.mbstd_group", f"must be >= 1, got {self.mbstd_group}")
+        _require(
+            self.conv_clamp >= 0, f"{prefix}.conv_clamp", f"must be >= 0 (0 = off), got {self.conv_clamp}"
+        )
+        _require(
+            self.reduced_precision_res >= 0,
+            f"{prefix}.reduced_precision_res",
+            f"must be >= 0 (0 = everything in float32), got {self.reduced_precision_res}",
+        )
+        _require(
+            0.0 <= self.style_mixing <= 1.0,
+            f"{prefix}.style_mixing",
+            f"is a probability: must be in [0, 1], got {self.style_mixing}",
+        )
+        _require(
+            0.0 <= self.w_avg_beta < 1.0, f"{prefix}.w_avg_beta", f"must be in [0, 1), got {self.w_avg_beta}"
+        )
+        if self.arch != "stylegan2":
+            defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+            for name in STYLEGAN2_ONLY:
+                _require(
+                    getattr(self, name) == defaults[name],
+                    f"{prefix}.{name}",
+                    f"is a stylegan2 option; model.arch is {self.arch!r} (valid: model.arch=stylegan2, "
+                    f"or leave {name} at its default {defaults[name]!r})",
+                )
+            return
+        _require(
+            self.g_width == 64 and self.d_width == 64,
+            f"{prefix}.g_width" if self.g_width != 64 else f"{prefix}.d_width",
+            "model.arch=stylegan2 takes its widths from model.channel_base and model.channel_max; "
+            "leave g_width and d_width at 64",
+        )
+        _require(
+            self.d_norm == "none" and self.d_dropout == 0.0,
+            f"{prefix}.d_norm" if self.d_norm != "none" else f"{prefix}.d_dropout",
+            "model.arch=stylegan2 has no normalisation and no dropout in D; valid: d_norm none, d_dropout 0",
+        )
+        _require(
+            self.spectral_norm == "none",
+            f"{prefix}.spectral_norm",
+            f"model.arch=stylegan2 uses equalized learning rate, not spectral norm; valid: none, "
+            f"got {self.spectral_norm!r}",
+        )
+        _require(
+            self.num_classes == 0 or self.conditioning == "projection",
+            f"{prefix}.conditioning",
+            "a conditional stylegan2 (model.num_classes > 0) has a projection D (the label's mapped "
+            "vector dotted with D's features): set model.conditioning=projection",
         )
 
 
@@ -508,6 +610,8 @@ class ExperimentConfig:
             f"{accum} micro-batches; valid: a divisor of {local} leaving a multiple of model.pack="
             f"{model.pack} per micro-batch",
         )
+        if model.arch == "stylegan2" and not data.is_toy:
+            model.check_stylegan2_run(data.resolution, local // accum)
         return self
 
     def local_batch(self, world_size: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from distgan.config import ModelConfig
-from distgan.models import dcgan, mlp, resnet  # noqa: F401  (importing a family file registers it)
+from distgan.models import dcgan, mlp, resnet, stylegan2  # noqa: F401  (importing a family file registers it)
 from distgan.models.base import Generator
 from distgan.models.family import Architecture, SampleShape
 from distgan.models.spectral import apply_spectral_norm, spectral_norm_targets
