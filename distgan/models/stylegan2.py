@@ -12,7 +12,8 @@ Channels at resolution r: min(channel_base // r, channel_max), as the official c
 The top `reduced_precision_res` resolutions of both networks follow the caller's autocast (bf16 or
 fp16); the rest, the mapping network and D's last block always run in float32.
 
-Imports torch only: models know nothing of how they are trained or distributed.
+Imports torch, its layers and the model registry: models know nothing of how they are trained or
+distributed.
 """
 
 from __future__ import annotations
