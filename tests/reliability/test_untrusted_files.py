@@ -304,3 +304,43 @@ def test_untrusted_files_and_last_tracebacks_end_in_one_bounded_line(world, tmp_
             failures.append(f"{case.name}: {err}")
     assert not failures, "\n".join(failures)
     assert all(check() for check in after), [i for i, check in enumerate(after) if not check()]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
+def test_reexport_killed_at_every_write_leaves_the_old_or_the_new_export(world, tmp_path, exchange):
+    """SIGKILL just before each write of a re-export (export_kill.py, outside the package): the folder
+    is then byte for byte the earlier export or the new one; with the two-rename fallback it may also
+    be missing for a moment, which a load refuses in one line."""
+    out, states = tmp_path / "export", tmp_path / "states"
+    states.mkdir()
+    checkpoint = world / "run" / "checkpoints" / "step_0000002"
+    command = [sys.executable, str(REPO / "tests/reliability/export_kill.py"), str(checkpoint), str(out)]
+    command += [str(world / "export"), str(states), *([] if exchange else ["--no-exchange"])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO, env=env())
+    assert result.returncode == 0, result.stderr
+    runs = json.loads((states / "summary.json").read_text())
+    assert [r["killed"] for r in runs] == [True] * (len(runs) - 1) + [False] and runs[-1]["code"] == 0
+    assert len(runs) >= 7, runs  # weights, config, samples, card, swap, clean-up: each killed once
+    old, new = _files(world / "export"), _files(out)
+    assert old != new and sorted(new) == sorted(old)
+    missing = []
+    for run in runs[:-1]:
+        state = states / str(run["n"])
+        if not state.exists():
+            missing.append(run["n"])
+            continue
+        assert _files(state) in (old, new), f"killed before write {run['n']}: a mixture of two exports"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".export.distgan-export.lock", "export", "states"]
+    if exchange:
+        assert not missing
+        return
+    assert missing, runs  # a kill between the two renames (leftover clean-ups shift which run it is)
+    gone = subprocess.run(
+        [sys.executable, "-m", "distgan.sample", *_sample_args(tmp_path / "gone", tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=REPO, env=env(),
+    )  # fmt: skip
+    assert "gone" in error_line(gone)
