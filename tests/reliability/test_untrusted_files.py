@@ -20,8 +20,11 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from distgan.checkpoint.locate import write_manifest
@@ -42,6 +45,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     enospc: bool = False
     ok: bool = False  # a control: this one must work (exit 0)
+    once: tuple[str, ...] = ()  # (with ok) phrases its stderr must hold exactly once
 
 
 @pytest.fixture(scope="module")
@@ -282,7 +286,31 @@ def _cases(world: Path, tmp: Path) -> tuple[list[Case], list]:
              [*images, "--out", str(run_like), "--num-shards", "1"], ("--out", "training run's directory")),
     ]  # fmt: skip
     after.append(lambda: sorted(p.name for p in run_like.iterdir()) == ["checkpoints"])
+
+    # -- image modes: 16-bit scaled (not clipped to white), every conversion said once per mode
+    folder = tmp / "modes"
+    folder.mkdir()
+    grey16 = Image.fromarray(np.full((8, 8), 100 * 257, dtype=np.uint16))  # 16-bit value of 8-bit 100
+    for i in range(2):  # two images of each mode: still one line per mode
+        grey16.save(folder / f"grey16_{i}.png")
+        Image.new("RGBA", (8, 8), (10, 20, 30, 0)).save(folder / f"rgba_{i}.png")
+        Image.new("CMYK", (8, 8), (0, 50, 50, 0)).save(folder / f"cmyk_{i}.jpg")
+        Image.new("P", (8, 8), 3).save(folder / f"palette_{i}.png")
+        Image.new("1", (8, 8), 0).save(folder / f"bits_{i}.png")
+        Image.new("L", (8, 8), 60).save(folder / f"grey_{i}.png")
+    prepared = tmp / "modes_prepared"
+    cases.append(Case("image modes in an RGB image folder", "distgan.data.prepare",
+                      [*images[:2], "--out", str(prepared), "--num-shards", "1", images[2], "data.source=imagefolder",
+                       f"data.path={folder}", "model.channels=3", "data.resolution=28", "data.label_column=null", "model.num_classes=0"],
+                      (), ok=True, once=tuple(f"{m} images -> RGB" for m in ("I;16", "RGBA", "CMYK", "P", "1", "L"))))  # fmt: skip
+    after.append(lambda: _prepared_pixels(prepared).count((100, 100, 100)) == 2)
     return cases, after
+
+
+def _prepared_pixels(prepared: Path) -> list[tuple[int, ...]]:
+    """The first pixel of every image `prepare` wrote (each test image is one colour)."""
+    table = pq.read_table(next(prepared.glob("shard-*.parquet")))
+    return [tuple(np.frombuffer(image, dtype=np.uint8)[:3]) for image in table.column("image").to_pylist()]
 
 
 def test_untrusted_files_and_last_tracebacks_end_in_one_bounded_line(world, tmp_path):
@@ -294,6 +322,9 @@ def test_untrusted_files_and_last_tracebacks_end_in_one_bounded_line(world, tmp_
         if case.ok:
             if result["code"] != 0:
                 failures.append(f"{case.name}: exit {result['code']}: {result['stderr'][-500:]}")
+            counts = {phrase: result["stderr"].count(phrase) for phrase in case.once}
+            if any(n != 1 for n in counts.values()):
+                failures.append(f"{case.name}: not once each: {counts}: {result['stderr'][-1500:]}")
             continue
         try:
             line = error_line(completed)
