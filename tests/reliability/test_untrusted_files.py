@@ -304,6 +304,12 @@ def _cases(world: Path, tmp: Path) -> tuple[list[Case], list]:
                        f"data.path={folder}", "model.channels=3", "data.resolution=28", "data.label_column=null", "model.num_classes=0"],
                       (), ok=True, once=tuple(f"{m} images -> RGB" for m in ("I;16", "RGBA", "CMYK", "P", "1", "L"))))  # fmt: skip
     after.append(lambda: _prepared_pixels(prepared).count((100, 100, 100)) == 2)
+    few = tmp / "few_rows"
+    cases.append(Case("prepare more shards than the source has rows", "distgan.data.prepare",
+                      [*images[:2], "--out", str(few), "--num-shards", "20", images[2], "data.source=imagefolder",
+                       f"data.path={folder}", "model.channels=3", "data.resolution=28", "data.label_column=null",
+                       "model.num_classes=0"], ("--num-shards 20", "only 12 usable images")))  # fmt: skip
+    after.append(lambda: not list(few.glob("*.parquet")))  # no empty (or any) shards left behind
     return cases, after
 
 
@@ -341,6 +347,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+@pytest.mark.slow  # about 8 forked exports per variant
 @pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
 def test_reexport_killed_at_every_write_leaves_the_old_or_the_new_export(world, tmp_path, exchange):
     """SIGKILL just before each write of a re-export (export_kill.py, outside the package): the folder
