@@ -261,6 +261,8 @@ def _cases(world: Path, tmp: Path) -> tuple[list[Case], list]:
              env={"WORLD_SIZE": "abc"}),
         Case("LOCAL_WORLD_SIZE zero", "distgan.train", [*toy, f"train.out_dir={tmp}/lws"], ("LOCAL_WORLD_SIZE", "'0'"),
              env={"LOCAL_WORLD_SIZE": "0"}),
+        Case("accumulation steps not a number", "distgan.train", [*toy, f"train.out_dir={tmp}/ga"],
+             ("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "'abc'"), env={"ACCELERATE_GRADIENT_ACCUMULATION_STEPS": "abc"}),
         Case("toy num_classes below its modes", "distgan.train", [*toy, "model.num_classes=3", f"train.out_dir={tmp}/nc"],
              ("model.num_classes=3", ">= 8")),
         Case("sample seed negative", "distgan.sample", ["--seed", "-1", *_sample_args(old, tmp)], ("--seed", "-1")),
