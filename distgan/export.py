@@ -156,9 +156,8 @@ def export(checkpoint_path: str, out: Path, ema: bool = True, load_as: str | Non
     lock.acquire()
     try:
         _check_out(out)  # again, now that no other export can change it
-        for leftover in out.parent.glob(
-            f".{glob.escape(out.name)}{STAGING_SUFFIX}*"
-        ):  # of an export that was killed
+        # What a killed export left beside --out (its half-built folder, or the earlier export it replaced).
+        for leftover in out.parent.glob(f".{glob.escape(out.name)}{STAGING_SUFFIX}*"):
             shutil.rmtree(leftover, ignore_errors=True)
         staging = out.parent / f".{out.name}{STAGING_SUFFIX}{os.getpid()}"
         staging.mkdir()
