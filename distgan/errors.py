@@ -14,6 +14,7 @@ import sys
 USER_ERROR_EXIT_CODE = 2  # bad input: the one-line message says what to fix
 DIVERGED_EXIT_CODE = 3  # training produced NaN/inf and could not (or was told not to) recover
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
+MAX_MESSAGE = 2000  # characters of one error line
 
 
 class UserError(Exception):
@@ -27,5 +28,17 @@ class CheckpointError(UserError, RuntimeError):
 def report(err: UserError) -> int:
     """Print `err` as one line on stderr and return the exit code for user errors."""
     message = " ".join(str(err).split("\n"))
+    if len(message) > MAX_MESSAGE:  # a last guard: messages name values with brief(), never whole files
+        message = f"{message[:MAX_MESSAGE]}... ({len(message)} characters)"
     print(f"error: {message}", file=sys.stderr, flush=True)
     return USER_ERROR_EXIT_CODE
+
+
+def brief(value: object, limit: int = 40) -> str:
+    """`value` for an error message: its repr, cut to `limit` characters with its type and length
+    when longer, so a message never carries a whole file or a megabyte of YAML."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    length = len(value) if isinstance(value, str | bytes | list | dict) else len(text)
+    return f"{text[:limit]}... ({type(value).__name__} of length {length})"

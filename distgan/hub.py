@@ -37,6 +37,23 @@ def is_export_dir(path: Path) -> bool:
     return (path / WEIGHTS).is_file() and (path / CONFIG).is_file() and not (path / "meta.json").exists()
 
 
+def check_links(folder: Path) -> None:
+    """An export folder's files must be its own: a link is allowed only from a Hub cache snapshot
+    (`<repo>/snapshots/<revision>/`) into that repo's `blobs/`, as huggingface_hub writes them."""
+    blobs = folder.parent.parent / "blobs" if folder.parent.name == "snapshots" else None
+    for name in EXPORT_FILES:
+        path = folder / name
+        if not path.is_symlink():
+            continue
+        if blobs is None or path.resolve().parent != blobs.resolve():
+            inside = "the snapshot's own blobs/" if blobs else "the folder"
+            raise HubError(
+                f"{folder}: {name} is a symbolic link leading outside "
+                f"{inside}; an export holds its own files: "
+                "replace the link with the file, or download the repo again"
+            )
+
+
 def check_repo_id(repo_id: str) -> None:
     if not REPO_ID.fullmatch(repo_id) or ".." in repo_id:
         raise HubError(f"--push-to-hub: {repo_id!r} is not a Hub repo id; valid: owner/name")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distgan.config.sections import SEED_LIMIT
 from distgan.errors import UserError, report
 from distgan.generation import load_generator
 from distgan.grids import image_grid, samples_picture, save_gif, save_png, to_uint8_images
@@ -59,6 +60,8 @@ def _check(args: argparse.Namespace, out: Path) -> str | None:
         return f"--num must be >= 1, got {args.num}"
     if args.batch < 1:
         return f"--batch must be >= 1, got {args.batch}"
+    if not 0 <= args.seed < SEED_LIMIT:
+        return f"--seed must be in [0, 2**32 - 1], got {args.seed}"
     if not 0.0 <= args.truncation <= 1.0:
         return f"--truncation must be in [0, 1] (1 = off, smaller = closer to the mean latent), got {args.truncation}"
     if args.interpolate is not None and args.interpolate < 2:

@@ -35,7 +35,7 @@ import torch
 
 from distgan.bench import runs
 from distgan.bench.runs import TARGETS, row, spread, table
-from distgan.config import ExperimentConfig, load_config
+from distgan.config import ConfigError, ExperimentConfig, load_config
 from distgan.errors import UserError, report
 
 TINY = ["model.g_width=8", "model.d_width=8", "data.batch_size=16", "data.num_workers=0", "log.num_samples=4"]
@@ -78,8 +78,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.overrides = TINY + args.overrides
         args.steps, args.warmup, args.repeats, args.scaling_repeats, args.loader_batches = 2, 1, 1, 1, 3
         args.scaling_steps = None
-    args.scaling_steps = args.scaling_steps or args.steps
+    args.scaling_steps = args.scaling_steps if args.scaling_steps is not None else args.steps
     return args
+
+
+# (flag, attribute, smallest valid value): counts that make no measurement below it
+COUNTS = (
+    ("--steps", "steps", 1),
+    ("--warmup", "warmup", 0),
+    ("--repeats", "repeats", 1),
+    ("--scaling-repeats", "scaling_repeats", 1),
+    ("--scaling-steps", "scaling_steps", 1),
+    ("--loader-batches", "loader_batches", 1),
+    ("--threads", "threads", 0),
+)
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """ConfigError naming the first count flag below its smallest valid value."""
+    for flag, name, least in COUNTS:
+        value = getattr(args, name)
+        if value is not None and value < least:
+            raise ConfigError(f"{flag}: must be >= {least}, got {value}")
 
 
 # ---------------------------------------------------------------- (a), (b), (c), (e), (f) in this process
@@ -270,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     load_before = os.getloadavg()
     try:  # bad input fails before anything is timed
+        check_counts(args)
         cfg = load_config(args.config, args.overrides)
         batches = runs.load_batches(cfg, 8, args.data == "synthetic")
     except UserError as err:

@@ -30,9 +30,10 @@ from distgan.config import ExperimentConfig, load_config
 def worker(args: argparse.Namespace) -> int:
     """One rank of a 1- or 2-process run: collectives' cost, then the timed train(), then a JSON file."""
     from distgan.distributed import build_accelerator, complete_from_launcher, launched_world_size
+    from distgan.distributed.world import env_count
 
     torch.set_num_threads(1)
-    world, rank = launched_world_size(), int(os.environ.get("RANK", "0"))
+    world, rank = launched_world_size(), env_count("RANK", 0, least=0)
     cfg = load_config(args.config, args.overrides, world_size=world)
     batches = runs.load_batches(cfg, 8, args.data == "synthetic", rank, world)
     result = {"rank": rank, "world": world}

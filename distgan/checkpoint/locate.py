@@ -58,25 +58,72 @@ def write_manifest(directory: Path) -> None:
     (directory / MANIFEST).write_text(json.dumps({"files": entries}, indent=1))
 
 
+# Written into a standalone checkpoint directory after the fact by `distgan.evaluate` (numbers only).
+NOT_IN_MANIFEST = ("eval.json",)
+
+
+def _files_present(checkpoint_dir: Path) -> set[str]:
+    """Relative names of the plain files below `checkpoint_dir`; a symlink anywhere is refused."""
+    present = set()
+    for path in checkpoint_dir.rglob("*"):
+        name = path.relative_to(checkpoint_dir).as_posix()
+        if path.is_symlink():
+            raise CheckpointError(
+                f"{checkpoint_dir}: {name} is a symbolic link; a checkpoint holds plain files only (a link "
+                "can swap in files the manifest never saw): replace it with the file or remove it"
+            )
+        if path.is_file() and name != MANIFEST and name not in NOT_IN_MANIFEST:
+            present.add(name)
+    return present
+
+
+def _confined(checkpoint_dir: Path, name: object) -> str:
+    """`name` if it is a plain relative path inside the checkpoint, else a CheckpointError (never opened)."""
+    text = name if isinstance(name, str) else ""
+    parts = text.split("/")
+    if not text or text.startswith("/") or "\\" in text or any(p in ("", ".", "..") for p in parts):
+        shown = repr(name)[:80]
+        raise CheckpointError(
+            f"{checkpoint_dir}: {MANIFEST} lists {shown}, not a file name inside the checkpoint; "
+            "the manifest was edited by hand or is broken"
+        )
+    return text
+
+
 def verify(checkpoint_dir: Path) -> None:
-    """CheckpointError naming the first file that is missing, truncated or changed."""
+    """CheckpointError naming the first file that is missing, unlisted, truncated or changed.
+
+    The manifest must list exactly the files present: names confined to the checkpoint (never
+    opened otherwise) and no file more or less, so a shortened manifest cannot vouch for new weights."""
     manifest = checkpoint_dir / MANIFEST
     try:
         entries = json.loads(manifest.read_text())["files"]
+        if not isinstance(entries, dict):
+            raise TypeError(type(entries).__name__)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(
             f"{checkpoint_dir}: no readable {MANIFEST} ({type(err).__name__}): incomplete"
         ) from None
+    listed = {_confined(checkpoint_dir, name) for name in entries}
+    present = _files_present(checkpoint_dir)
+    unlisted = sorted(present - listed)
+    if unlisted:
+        raise CheckpointError(
+            f"{checkpoint_dir}: {unlisted[0]} is not listed in {MANIFEST} (added or swapped in after the checkpoint "
+            "was written); remove it, or use another checkpoint"
+        )
     for name, expected in entries.items():
         path = checkpoint_dir / name
-        if not path.is_file():
+        if name not in present:
             raise CheckpointError(f"{checkpoint_dir}: {name} is missing")
+        if not isinstance(expected, dict) or not isinstance(expected.get("size"), int):
+            raise CheckpointError(f"{checkpoint_dir}: {MANIFEST} entry for {name} has no integer size")
         if path.stat().st_size != expected["size"]:
             raise CheckpointError(
                 f"{checkpoint_dir}: {name} has {path.stat().st_size} bytes, the manifest says {expected['size']} "
                 "(truncated or replaced)"
             )
-        if _sha256(path) != expected["sha256"]:
+        if _sha256(path) != expected.get("sha256"):
             raise CheckpointError(
                 f"{checkpoint_dir}: {name} does not match its sha256 in {MANIFEST} (corrupted)"
             )

@@ -32,23 +32,37 @@ def _stamp() -> str:
 
 
 class RunLock:
-    """Exclusive use of a run directory by one training run (taken by the main process only)."""
+    """Exclusive use of a run directory by one training run (taken by the main process only).
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
+    `path` and `role` let another writer (an export folder) use the same lock: the lock file, and
+    what to call the folder and its writer in messages."""
+
+    def __init__(
+        self, run_dir: Path, path: Path | None = None, role: tuple[str, str] = ("train.out_dir", "run")
+    ) -> None:
+        self.folder = Path(run_dir)
+        self.path = path or self.folder / LOCK_FILE
+        self.role = role
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        setting, writer = self.role
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as err:
+            raise CheckpointError(
+                f"{setting} {self.folder}: cannot open its lock file {self.path} ({err.strerror or err}); "
+                f"it must be a plain file distgan can write: remove what is in its place"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = self._read_note(fd)
             os.close(fd)
             raise CheckpointError(
-                f"train.out_dir {self.path.parent} is in use by another run ({holder}); wait for it to "
-                f"finish or stop it, or choose another train.out_dir"
+                f"{setting} {self.folder} is in use by another {writer} ({holder}); wait for it to "
+                f"finish or stop it, or choose another {setting}"
             ) from None
         previous = self._read_note(fd)
         if previous != "no note":

@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from distgan.config.sections import ConfigError, ExperimentConfig
 from distgan.config.strict_yaml import read_yaml, safe_load_strict
+from distgan.errors import brief
 
 
 def _type_name(tp: Any) -> str:
@@ -39,7 +40,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if value is False and "no" in choices:  # YAML 1.1 reads a bare `no` (or off) as false
             value = "no"
         if value not in choices:
-            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {brief(value)}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
@@ -52,19 +53,19 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError:
                 pass
-        raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{key}: must be {_type_name(tp)}, got {brief(value)}")
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{key}: must be {_type_name(tp)}, got {brief(value)}")
         return [_coerce(v, get_args(tp)[0], f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: must be true or false, got {value!r}")
+        raise ConfigError(f"{key}: must be true or false, got {brief(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: must be an integer, got {value!r}")
+        raise ConfigError(f"{key}: must be an integer, got {brief(value)}")
     if tp is float:
         number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -75,14 +76,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ValueError:
                 pass
         if number is None:
-            raise ConfigError(f"{key}: must be a number, got {value!r}")
+            raise ConfigError(f"{key}: must be a number, got {brief(value)}")
         if not math.isfinite(number):  # nan/inf pass every range check written as a comparison
-            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+            raise ConfigError(f"{key}: must be a finite number, got {brief(value)}")
         return number
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: must be a string, got {value!r}")
+        raise ConfigError(f"{key}: must be a string, got {brief(value)}")
     raise TypeError(f"unsupported config type {tp} at {key}")  # a bug in this module
 
 
@@ -105,14 +106,15 @@ def upgrade_old_spellings(raw: dict[str, Any]) -> dict[str, Any]:
 def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     """Build dataclass `cls` from a nested dict, rejecting unknown keys."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix or 'config'}: must be a mapping of keys, got {raw!r}")
+        raise ConfigError(f"{prefix or 'config'}: must be a mapping of keys, got {brief(raw)}")
     hints = typing.get_type_hints(cls)
     fields_by_name = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields_by_name))
+    unknown = sorted(str(name) for name in set(raw) - set(fields_by_name))
     if unknown:
         where = f"{prefix}." if prefix else ""
+        name = unknown[0] if len(unknown[0]) <= 60 else brief(unknown[0])
         raise ConfigError(
-            f"unknown key {where}{unknown[0]}; valid keys{' in ' + prefix if prefix else ''}: "
+            f"unknown key {where}{name}; valid keys{' in ' + prefix if prefix else ''}: "
             f"{', '.join(sorted(fields_by_name))}"
         )
     kwargs = {}
@@ -128,12 +130,12 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.steps=200")
+        raise ConfigError(f"override {brief(text)}: expected KEY=VALUE, e.g. train.steps=200")
     key, _, value = text.partition("=")
     key = key.strip()
     if not key:
-        raise ConfigError(f"override {text!r}: empty key; expected KEY=VALUE")
-    return key.split("."), safe_load_strict(value, f"override {text!r}") if value.strip() else ""
+        raise ConfigError(f"override {brief(text)}: empty key; expected KEY=VALUE")
+    return key.split("."), safe_load_strict(value, f"override {brief(text)}") if value.strip() else ""
 
 
 def _apply_override(raw: dict[str, Any], path: list[str], value: Any) -> None:
@@ -166,6 +168,16 @@ def load_config(path: str | Path | None, overrides: list[str] = (), world_size: 
 def config_from_dict(raw: dict[str, Any], world_size: int = 1) -> ExperimentConfig:
     """Rebuild a validated config from `to_dict()` output (e.g. a run's config.yaml)."""
     return _build(ExperimentConfig, upgrade_old_spellings(raw), "").validate(world_size=world_size)
+
+
+def config_from_file(path: Path, source: str) -> ExperimentConfig:
+    """A resolved config.yaml that distgan did not just write (an export, a Hub snapshot, a checkpoint)
+    through the same strict parsing as --config; every error names the file. `source`: its role."""
+    raw = read_yaml(path, source)
+    try:
+        return config_from_dict(raw if raw is not None else {})
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {path}: {err}") from None
 
 
 def override(cfg: ExperimentConfig, overrides: list[str], world_size: int = 1) -> ExperimentConfig:

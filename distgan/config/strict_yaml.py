@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from distgan.config.sections import ConfigError
+from distgan.errors import brief
 
 MERGE_KEY = "<<"  # YAML merge keys may repeat; SafeLoader resolves them itself
 
@@ -39,7 +40,7 @@ class StrictLoader(yaml.SafeLoader):
                 if key is not None and key != MERGE_KEY:
                     if key in first_line:
                         raise ConfigError(
-                            f"{self.source}: duplicate key {key_path} (lines {first_line[key]} and {line}); "
+                            f"{self.source}: duplicate key {key_path[:200]} (lines {first_line[key]} and {line}); "
                             f"a key may appear once per section: keep one of them"
                         )
                     first_line[key] = line
@@ -49,33 +50,43 @@ class StrictLoader(yaml.SafeLoader):
                 self._check_unique_keys(item, f"{path}[{i}]", visited)
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """What PyYAML found and where, without its snippet of the offending line (file contents)."""
+    if not isinstance(err, yaml.MarkedYAMLError):
+        return brief(" ".join(str(err).split()), 200)
+    parts = []
+    for text, mark in ((err.context, err.context_mark), (err.problem, err.problem_mark)):
+        if text:
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            parts.append(f"{' '.join(text.split())[:200]}{where}")
+    return "; ".join(parts) or type(err).__name__
+
+
 def safe_load_strict(text: str, source: str) -> Any:
     """yaml.safe_load with duplicate keys refused; `source` names the text in error messages."""
     loader = StrictLoader(text)
     loader.source = source
-    loader.name = source.removeprefix(
-        "--config: "
-    )  # marks in YAML errors name the file, not "<unicode string>"
     try:
         return loader.get_single_data()
     except yaml.YAMLError as err:
-        message = " ".join(str(err).split())
-        raise ConfigError(f"{source} is not valid YAML: {message}") from None
+        raise ConfigError(f"{source} is not valid YAML: {_yaml_problem(err)}") from None
     finally:
         loader.dispose()
 
 
-def read_yaml(path: Path) -> Any:
-    """Parse the YAML file `path`: ConfigError if it is missing, not UTF-8 or not valid YAML."""
+def read_yaml(path: Path, source: str = "--config") -> Any:
+    """Parse the YAML file `path`: ConfigError if it is missing, not UTF-8 or not valid YAML.
+
+    `source` names the file's role in messages (the flag, or the folder it came with)."""
     if not path.is_file():
-        raise ConfigError(f"--config: file not found: {path}")
+        raise ConfigError(f"{source}: file not found: {path}")
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise ConfigError(
-            f"--config: {path} is not UTF-8 text (byte {err.start}, value 0x{data[err.start]:02x}, "
+            f"{source}: {path} is not UTF-8 text (byte {err.start}, value 0x{data[err.start]:02x}, "
             f"line {line}); save the file as UTF-8"
         ) from None
-    return safe_load_strict(text, f"--config: {path}")
+    return safe_load_strict(text, f"{source}: {path}")

@@ -29,7 +29,7 @@ from distgan.config import ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
 from distgan.data.sources import Source, locate_row, open_source, read_rows
-from distgan.data.transforms import ChunkDecoder, ImageSpec, RawRow, keep_chunk, mirror_key
+from distgan.data.transforms import ChunkDecoder, ImageSpec, RawRow, keep_chunk, mirror_key, note_conversions
 
 
 def bad_example_message(source: Source, bad: dict, where: str) -> str:
@@ -141,6 +141,7 @@ class ImageStream:
         return bad_example_message(self.source, bad, where)
 
     def _absorb(self, chunk: dict) -> None:
+        note_conversions(chunk)
         for bad in chunk["bad"]:
             if self.cfg.data.on_bad_example == "error":
                 raise DataError(self._bad_message(bad))

@@ -30,7 +30,7 @@ from distgan.config import load_config
 from distgan.data.errors import DataError
 from distgan.data.image_stream import bad_example_message
 from distgan.data.sources import PREPARED_FORMAT, PREPARED_META, open_source, read_rows
-from distgan.data.transforms import ChunkDecoder, ImageSpec, keep_chunk
+from distgan.data.transforms import ChunkDecoder, ImageSpec, keep_chunk, note_conversions
 from distgan.errors import UserError, report
 
 ROWS_PER_CHUNK = 256
@@ -41,6 +41,7 @@ class _ShardWriter:
     """Deals rows round-robin to K parquet files, one row group per ROWS_PER_GROUP rows."""
 
     def __init__(self, out: Path, num_shards: int, with_labels: bool):
+        self.out = out
         self.names = [f"shard-{k:05d}-of-{num_shards:05d}.parquet" for k in range(num_shards)]
         fields = [pa.field("image", pa.binary())] + ([pa.field("label", pa.int64())] if with_labels else [])
         self.schema = pa.schema(fields)
@@ -67,6 +68,39 @@ class _ShardWriter:
             self._flush(k)
             writer.close()
 
+    def remove(self) -> None:
+        """Delete the shards this writer made (a prepare that is refused leaves nothing behind)."""
+        for name in self.names:
+            (self.out / name).unlink(missing_ok=True)
+
+
+# What marks a training run's directory (run_directory.py, checkpoint/): never a place for shards.
+RUN_MARKERS = (".distgan.lock", "checkpoints", "metrics.jsonl")
+
+
+def _check_out(out_dir: Path) -> None:
+    """--out: missing or a directory that is not a prepared dataset, not a run, and holds no links."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"--out: {out_dir} exists and is not a directory; choose a directory")
+    if not out_dir.is_dir():
+        return
+    if (out_dir / PREPARED_META).exists():
+        raise DataError(
+            f"--out: {out_dir} already holds a prepared dataset; remove it or pick another directory"
+        )
+    marker = next((name for name in RUN_MARKERS if (out_dir / name).exists()), None)
+    if marker is not None:
+        raise DataError(
+            f"--out: {out_dir} is a training run's directory (it holds {marker}); shards there would mix "
+            "with the run's files: pick another directory"
+        )
+    link = next((p.name for p in out_dir.iterdir() if p.is_symlink()), None)
+    if link is not None:
+        raise DataError(
+            f"--out: {out_dir}/{link} is a symbolic link; prepare never writes through links: "
+            "remove it or pick another directory"
+        )
+
 
 def _chunks(source, limit: int | None):
     rows = []
@@ -92,11 +126,15 @@ def prepare(
         raise DataError(f"data.source: prepare reads an image source, got {cfg.data.source!r}")
     if num_shards < 1:
         raise DataError(f"--num-shards: must be >= 1, got {num_shards}")
-    out_dir = Path(out)
-    if (out_dir / PREPARED_META).exists():
+    if limit is not None and limit < 1:
+        raise DataError(f"--limit: must be >= 1 (the first N source rows), got {limit}")
+    if limit is not None and limit < num_shards:
         raise DataError(
-            f"--out: {out_dir} already holds a prepared dataset; remove it or pick another directory"
+            f"--num-shards {num_shards}: more shards than the {limit} rows of --limit would leave shards empty; "
+            f"valid: --num-shards <= {limit}"
         )
+    out_dir = Path(out)
+    _check_out(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = open_source(cfg)
     spec = ImageSpec.from_config(cfg, source.image_column, source.label_column, prepared=False)
@@ -115,6 +153,7 @@ def prepare(
     )
     try:
         for chunk in loader:
+            note_conversions(chunk)
             for bad in chunk["bad"]:
                 if cfg.data.on_bad_example == "error":
                     raise DataError(bad_example_message(source, bad, f"row {bad['index']} in source order"))
@@ -131,7 +170,14 @@ def prepare(
     finally:
         writer.close()
     if writer.count == 0:
+        writer.remove()
         raise DataError(f"data.path: {source.where!r} produced no usable images")
+    if writer.count < num_shards:
+        writer.remove()
+        raise DataError(
+            f"--num-shards {num_shards}: {source.where!r} gave only {writer.count} usable images, which would "
+            f"leave shards empty; nothing was kept: valid: --num-shards <= {writer.count}"
+        )
     meta = {
         "format": PREPARED_FORMAT,
         "resolution": spec.resolution,

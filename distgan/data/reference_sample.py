@@ -18,7 +18,7 @@ from distgan.data.errors import DataError
 from distgan.data.image_stream import bad_example_message
 from distgan.data.sources import open_source, read_rows
 from distgan.data.toy import toy_real_examples
-from distgan.data.transforms import ImageSpec, decode_rows
+from distgan.data.transforms import ImageSpec, decode_rows, note_conversions
 
 
 def reference_sample(cfg: ExperimentConfig, num: int, seed: int) -> Batch:
@@ -46,6 +46,7 @@ def reference_sample(cfg: ExperimentConfig, num: int, seed: int) -> Batch:
     images, labels = [], []
     for start in range(0, len(reservoir), 256):
         chunk = decode_rows(reservoir[start : start + 256], spec)
+        note_conversions(chunk)
         for bad in chunk["bad"]:
             if cfg.data.on_bad_example == "error":
                 raise DataError(bad_example_message(source, bad, f"row {bad['index']} in file order"))

@@ -59,6 +59,12 @@ class ToyStream:
         self.seed = cfg.train.seed
         self.shuffle = data.shuffle_buffer > 0
         self.points, self.modes = toy_points(self.name, data.toy_samples, self.seed)
+        modes = len(toy_modes(self.name)[0])
+        if 0 < cfg.model.num_classes < modes:  # a mode label past the class table would crash the embedding
+            raise DataError(
+                f"model.num_classes={cfg.model.num_classes}: toy data {self.name!r} labels each point with its "
+                f"mode, 0..{modes - 1}; valid: model.num_classes >= {modes} (or 0, unconditional)"
+            )
         if data.toy_samples < world_size:
             raise DataError(
                 f"data.toy_samples={data.toy_samples} leaves some of the {world_size} processes "

@@ -20,7 +20,7 @@ from distgan.data.reference_sample import reference_sample
 from distgan.data.sources import open_source, read_rows
 from distgan.data.start_checks import start_warnings
 from distgan.data.toy import ToyStream, toy_modes, toy_real_examples
-from distgan.data.transforms import ImageSpec, decode_rows
+from distgan.data.transforms import ImageSpec, decode_rows, note_conversions
 
 
 class TrainStream:
@@ -84,6 +84,7 @@ def real_examples(cfg: ExperimentConfig, num: int) -> Batch:
     def flush() -> None:
         nonlocal got, rows
         chunk = decode_rows(rows, spec)
+        note_conversions(chunk)
         rows = []
         for bad in chunk["bad"]:
             if cfg.data.on_bad_example == "error":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +108,11 @@ def _open(value: Any, column: str) -> Image.Image:
     return image
 
 
-def image_to_uint8(value: Any, spec: ImageSpec) -> np.ndarray:
-    """Decode one image value to uint8 (H, W, C) at spec.resolution; raises BadExample."""
+def image_to_uint8(value: Any, spec: ImageSpec, notes: set[str] | None = None) -> np.ndarray:
+    """Decode one image value to uint8 (H, W, C) at spec.resolution; raises BadExample.
+
+    `notes` collects what was done to images of another mode (conversions, see convert_mode)."""
+    notes = set() if notes is None else notes
     col, res = f"column {spec.image_column!r}", spec.resolution
     if spec.prepared:
         expected = res * res * spec.channels
@@ -116,10 +120,7 @@ def image_to_uint8(value: Any, spec: ImageSpec) -> np.ndarray:
             size = len(value) if isinstance(value, bytes | bytearray) else type(value).__name__
             raise BadExample(col, f"prepared image has {size} bytes, expected {expected}")
         return np.frombuffer(value, dtype=np.uint8).reshape(res, res, spec.channels)
-    image = _open(value, col)
-    mode = "L" if spec.channels == 1 else "RGB"
-    if image.mode != mode:
-        image = image.convert(mode)
+    image = convert_mode(_open(value, col), "L" if spec.channels == 1 else "RGB", col, notes)
     if spec.center_crop:
         width, height = image.size
         side = spec.crop_size or min(width, height)
@@ -135,6 +136,63 @@ def image_to_uint8(value: Any, spec: ImageSpec) -> np.ndarray:
         image = image.resize((res, res), Image.Resampling.BICUBIC)  # antialiased when shrinking
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+# What happens to an image whose mode is not the model's (L for 1 channel, RGB for 3); said once per mode.
+CONVERSIONS = {
+    "RGBA": "the alpha channel is dropped (transparent pixels show the colour stored under them)",
+    "LA": "the alpha channel is dropped (transparent pixels show the value stored under them)",
+    "PA": "the palette is expanded and the alpha channel dropped",
+    "P": "the palette is expanded to its colours (any transparency is dropped)",
+    "CMYK": "converted by Pillow's plain CMYK formula, without a colour profile (colours may shift)",
+    "1": "1-bit pixels become 0 and 255",
+    "L": "the grey value is copied to all three channels",
+    "RGB": "the channels are mixed to grey (ITU-R 601-2 luma)",
+    "I;16": "16-bit values are scaled to 8 bits (value / 257, rounded)",
+}
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def convert_mode(image: Image.Image, mode: str, column: str, notes: set[str]) -> Image.Image:
+    """`image` in `mode` (L or RGB); adds one line per source mode to `notes` saying what was done.
+
+    16-bit greyscale is scaled, not clipped (Pillow's convert would turn almost every pixel white);
+    float and 32-bit integer images have no fixed range, so no single 8-bit scaling is right."""
+    source = image.mode
+    if source == mode:
+        return image
+    if source in SIXTEEN_BIT or (source == "I" and image.format == "PNG"):  # Pillow may open 16-bit PNGs as I
+        wide = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), mode="L")
+        notes.add(f"{source} images -> {mode}: {CONVERSIONS['I;16']}")
+        return image if mode == "L" else image.convert(mode)
+    if source in ("I", "F"):
+        raise BadExample(
+            column,
+            f"is a {'32-bit float' if source == 'F' else '32-bit integer'} image (mode {source}) with no fixed "
+            "range; convert the data set to 8-bit (or 16-bit PNG) images first",
+        )
+    if source == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # Pillow's recommended path for palette transparency
+    try:
+        converted = image.convert(mode)
+    except ValueError as err:
+        raise BadExample(column, f"is a {source} image that cannot be converted to {mode} ({err})") from None
+    notes.add(f"{source} images -> {mode}: {CONVERSIONS.get(source, 'converted by Pillow')}")
+    return converted
+
+
+def note_conversions(chunk: dict) -> None:
+    """Warn once per process about each kind of conversion a decoded chunk reports (see convert_mode).
+
+    Call it in the process that reads the chunks: DataLoader workers would each say it again."""
+    for note in chunk.pop("conversions", ()):
+        if note not in _NOTED:
+            _NOTED.add(note)
+            warnings.warn(f"image mode: {note}", stacklevel=2)
+
+
+_NOTED: set[str] = set()
 
 
 def label_to_int(value: Any, spec: ImageSpec) -> int:
@@ -177,11 +235,11 @@ def decode_rows(rows: list[RawRow], spec: ImageSpec, scale: bool = True) -> dict
 
     images: float32 (N, C, H, W) in [-1, 1], or with scale=False uint8 (N, H, W, C) (for prepare).
     """
-    pixels, labels, epochs, indices, bad = [], [], [], [], []
+    pixels, labels, epochs, indices, bad, notes = [], [], [], [], [], set()
     for epoch, index, image_value, label_value in rows:
         try:
             label = label_to_int(label_value, spec) if spec.label_column else 0
-            image = image_to_uint8(image_value, spec)
+            image = image_to_uint8(image_value, spec, notes)
             if spec.mirror_key is not None and mirrored(spec.mirror_key, epoch, index):
                 image = image[:, ::-1]  # (H, W, C): left-right
             pixels.append(image)
@@ -202,6 +260,7 @@ def decode_rows(rows: list[RawRow], spec: ImageSpec, scale: bool = True) -> dict
         "epochs": torch.tensor(epochs, dtype=torch.int64),
         "indices": torch.tensor(indices, dtype=torch.int64),
         "bad": bad,
+        "conversions": sorted(notes),  # for note_conversions, in the reading process
     }
 
 

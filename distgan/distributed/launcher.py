@@ -52,6 +52,11 @@ def refuse_unsupported(env: Mapping[str, str]) -> None:
                 f"accelerate launch asks for {what}, which distgan cannot run ({name}=true); {SUPPORTED}"
             )
     steps = env.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")
+    if not _unset(steps) and not steps.strip().isdigit():
+        raise ConfigError(
+            f"ACCELERATE_GRADIENT_ACCUMULATION_STEPS={steps[:40]!r}: expected a whole number of steps "
+            f"(--gradient_accumulation_steps); distgan accumulates with train.grad_accum instead"
+        )
     if not _unset(steps) and steps.strip() != "1":
         raise ConfigError(
             f"accelerate launch asks for gradient accumulation over {steps} steps "

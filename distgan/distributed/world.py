@@ -67,9 +67,30 @@ class World:
         return sum_over_ranks(values)
 
 
+def env_count(name: str, default: int, least: int = 1) -> int:
+    """An integer the launcher exported (WORLD_SIZE, LOCAL_WORLD_SIZE, RANK), or a DistributedError
+    naming the variable: a hand-set value must not end as a ValueError or a division by zero."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or value < least:
+        raise DistributedError(
+            f"environment variable {name}={raw[:40]!r}: must be an integer >= {least} (accelerate launch and "
+            f"torchrun set it; unset it when starting with plain python)"
+        )
+    return value
+
+
 def launched_world_size() -> int:
-    """WORLD_SIZE set by accelerate launch / torchrun (1 when started with plain python)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """WORLD_SIZE set by accelerate launch / torchrun (1 when started with plain python); checks
+    LOCAL_WORLD_SIZE too, which later steps read."""
+    world = env_count("WORLD_SIZE", 1)
+    env_count("LOCAL_WORLD_SIZE", 1)
+    return world
 
 
 def launcher_overrides(cfg: ExperimentConfig) -> list[str]:
@@ -141,7 +162,7 @@ def build_accelerator(cfg: ExperimentConfig, log_with: list[str] = (), project_d
     check_backend_available(cfg)
     on_cpu = not torch.cuda.is_available()
     if not on_cpu:
-        check_gpus_per_machine(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), torch.cuda.device_count())
+        check_gpus_per_machine(env_count("LOCAL_WORLD_SIZE", 1), torch.cuda.device_count())
     # torch >= 2.13 renames broadcast_buffers=False to forward_sync_buffers=False, which accelerate's
     # kwargs handler cannot pass yet; the behaviour we ask for is the same.
     warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
@@ -203,7 +224,7 @@ def check_gpus_per_machine(local_processes: int, gpus: int) -> None:
 
 def num_machines(world_size: int) -> int:
     """Machines in the world: torchrun / accelerate launch export LOCAL_WORLD_SIZE per machine."""
-    return max(1, world_size // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
+    return max(1, world_size // env_count("LOCAL_WORLD_SIZE", world_size))
 
 
 def _alone() -> bool:

@@ -32,7 +32,8 @@ def no_deepspeed(monkeypatch):
 def test_the_ddp_backend_builds_and_steps_without_importing_deepspeed(fresh_accelerate, no_deepspeed):
     cfg = load_config("configs/quickstart.yaml", TINY)
     accelerator = build_accelerator(cfg)
-    generator, discriminator = build_generator(cfg), build_discriminator(cfg)
+    generator = build_generator(cfg.model, cfg.sample_shape)
+    discriminator = build_discriminator(cfg.model, cfg.sample_shape)
     backend = build_backend(accelerator, cfg, generator, discriminator)
     assert backend.generator_module is generator and backend.critic_module is discriminator
     labels = torch.arange(4) % 10
