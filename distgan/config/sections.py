@@ -469,6 +469,11 @@ class DistributedConfig:
     sync_batchnorm: bool = False  # convert BatchNorm to SyncBatchNorm (GPU only)
     timeout_s: int = 600  # process-group timeout: a dead rank ends the job after this long
     stop_check_s: float = 10.0  # a stop signal is acted on within about this many seconds, > 0
+    # gradient compression of DDP's all-reduce (torch's communication hooks), for G and D alike:
+    # none | fp16 | bf16 (NCCL only) | powersgd (low-rank, with error feedback); ddp backend only
+    comm_hook: Literal["none", "fp16", "bf16", "powersgd"] = "none"
+    powersgd_rank: int = 4  # powersgd: rank of the gradient approximation (higher: closer, more traffic)
+    powersgd_warmup: int = 100  # powersgd: the first optimizer steps of each network use plain all-reduce
 
     def validate(self, prefix: str = "distributed") -> None:
         _require(
@@ -477,6 +482,20 @@ class DistributedConfig:
             f"must be 1, 2 or null, got {self.zero_stage}",
         )
         _require(self.timeout_s >= 1, f"{prefix}.timeout_s", f"must be >= 1, got {self.timeout_s}")
+        _require(
+            self.powersgd_rank >= 1, f"{prefix}.powersgd_rank", f"must be >= 1, got {self.powersgd_rank}"
+        )
+        _require(
+            self.powersgd_warmup >= 2,
+            f"{prefix}.powersgd_warmup",
+            f"must be >= 2 (torch's PowerSGD starts after a plain all-reduce), got {self.powersgd_warmup}",
+        )
+        _require(
+            self.comm_hook == "none" or self.backend != "deepspeed",
+            f"{prefix}.comm_hook",
+            f"DeepSpeed reduces gradients itself and takes no DDP communication hook; valid with "
+            f"distributed.backend=deepspeed: none, got {self.comm_hook!r}",
+        )
         _require(
             0 < self.stop_check_s < float("inf"),
             f"{prefix}.stop_check_s",

@@ -11,6 +11,7 @@ from torch import nn
 
 from distgan.config import ExperimentConfig
 from distgan.distributed.backend import Backend, build_optimizer, convert_batchnorm
+from distgan.distributed.compression import register_comm_hook
 from distgan.distributed.safe_load import check_accelerate_state
 
 
@@ -37,6 +38,8 @@ class AccelerateBackend(Backend):
         )
         self.optimizers = {"g": opt_g, "d": opt_d}
         self.models = {"g": self.generator, "d": self.discriminator}
+        for model in self.models.values():
+            register_comm_hook(model, cfg.distributed)
         # accelerate's documented state hooks: leave the models out of save_state/load_state.
         accelerator.register_save_state_pre_hook(lambda models, weights, directory: weights.clear())
         accelerator.register_load_state_pre_hook(lambda models, directory: models.clear())

@@ -132,6 +132,11 @@ def check_backend_available(cfg: ExperimentConfig) -> None:
             "train.mixed_precision: fp16 needs a CUDA GPU (on CPU it would silently run in fp32); "
             "valid on this machine: 'no' or 'bf16'"
         )
+    if cfg.distributed.comm_hook == "bf16" and not torch.cuda.is_available():
+        raise ConfigError(
+            "distributed.comm_hook: bf16 compression needs NCCL (CUDA GPUs); on CPU (gloo) valid: "
+            "none, fp16 or powersgd"
+        )
     if cfg.distributed.backend == "deepspeed":
         try:
             import deepspeed  # noqa: F401
@@ -140,6 +145,11 @@ def check_backend_available(cfg: ExperimentConfig) -> None:
                 "distributed.backend: 'deepspeed' needs the deepspeed package: "
                 "pip install 'distgan[deepspeed]'; or use distributed.backend=ddp"
             ) from None
+    if cfg.distributed.comm_hook == "bf16" and not torch.cuda.is_available():
+        raise ConfigError(
+            "distributed.comm_hook: bf16 compression needs NCCL (CUDA GPUs); on CPU (gloo) valid: "
+            "none, fp16 or powersgd"
+        )
     if cfg.distributed.backend == "deepspeed":
         # a bad or contradicting JSON fails here, before any compute
         deepspeed_config(cfg, world_size=launched_world_size())
