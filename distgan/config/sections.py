@@ -27,6 +27,10 @@ class ConfigError(UserError, ValueError):
     """A user mistake in the config: the message names the key and what is valid."""
 
 
+def _require_at_least(value: float, least: float, key: str, note: str = "") -> None:
+    _require(value >= least, key, f"must be >= {least}{note}, got {value}")
+
+
 def _require(condition: bool, key: str, message: str) -> None:
     if not condition:
         raise ConfigError(f"{key}: {message}")
@@ -143,16 +147,12 @@ class ModelConfig:
         _require(
             self.mapping_layers >= 1, f"{prefix}.mapping_layers", f"must be >= 1, got {self.mapping_layers}"
         )
-        _require(self.channel_base >= 1, f"{prefix}.channel_base", f"must be >= 1, got {self.channel_base}")
-        _require(self.channel_max >= 1, f"{prefix}.channel_max", f"must be >= 1, got {self.channel_max}")
-        _require(self.mbstd_group >= 1, f"{prefix}.mbstd_group", f"must be >= 1, got {self.mbstd_group}")
-        _require(
-            self.conv_clamp >= 0, f"{prefix}.conv_clamp", f"must be >= 0 (0 = off), got {self.conv_clamp}"
-        )
-        _require(
-            self.reduced_precision_res >= 0,
-            f"{prefix}.reduced_precision_res",
-            f"must be >= 0 (0 = everything in float32), got {self.reduced_precision_res}",
+        _require_at_least(self.channel_base, 1, f"{prefix}.channel_base")
+        _require_at_least(self.channel_max, 1, f"{prefix}.channel_max")
+        _require_at_least(self.mbstd_group, 1, f"{prefix}.mbstd_group")
+        _require_at_least(self.conv_clamp, 0, f"{prefix}.conv_clamp", " (0 = off)")
+        _require_at_least(
+            self.reduced_precision_res, 0, f"{prefix}.reduced_precision_res", " (0 = all float32)"
         )
         _require(
             0.0 <= self.style_mixing <= 1.0,
@@ -481,15 +481,10 @@ class DistributedConfig:
             f"{prefix}.zero_stage",
             f"must be 1, 2 or null, got {self.zero_stage}",
         )
-        _require(self.timeout_s >= 1, f"{prefix}.timeout_s", f"must be >= 1, got {self.timeout_s}")
-        _require(
-            self.powersgd_rank >= 1, f"{prefix}.powersgd_rank", f"must be >= 1, got {self.powersgd_rank}"
-        )
-        _require(
-            self.powersgd_warmup >= 2,
-            f"{prefix}.powersgd_warmup",
-            f"must be >= 2 (torch's PowerSGD starts after a plain all-reduce), got {self.powersgd_warmup}",
-        )
+        _require_at_least(self.timeout_s, 1, f"{prefix}.timeout_s")
+        _require_at_least(self.powersgd_rank, 1, f"{prefix}.powersgd_rank")
+        note = " (torch's PowerSGD starts after a plain all-reduce)"
+        _require_at_least(self.powersgd_warmup, 2, f"{prefix}.powersgd_warmup", note)
         _require(
             self.comm_hook == "none" or self.backend != "deepspeed",
             f"{prefix}.comm_hook",

@@ -327,13 +327,20 @@ def build_stylegan2_generator(model_cfg, sample_shape: tuple[int, ...]) -> Style
         m.num_classes,
         w_dim=m.w_dim,
         mapping_layers=m.mapping_layers,
-        channel_base=m.channel_base,
-        channel_max=m.channel_max,
-        conv_clamp=m.conv_clamp,
-        reduced_precision_res=m.reduced_precision_res,
         style_mixing=m.style_mixing,
         w_avg_beta=m.w_avg_beta,
+        **_shared_options(m),
     )
+
+
+def _shared_options(m) -> dict:
+    """The options G and D both read."""
+    return {
+        "channel_base": m.channel_base,
+        "channel_max": m.channel_max,
+        "conv_clamp": m.conv_clamp,
+        "reduced_precision_res": m.reduced_precision_res,
+    }
 
 
 def build_stylegan2_discriminator(model_cfg, sample_shape: tuple[int, ...]) -> StyleGAN2Discriminator:
@@ -342,12 +349,9 @@ def build_stylegan2_discriminator(model_cfg, sample_shape: tuple[int, ...]) -> S
     return StyleGAN2Discriminator(
         tuple(sample_shape),
         m.num_classes,
-        channel_base=m.channel_base,
-        channel_max=m.channel_max,
         mbstd_group=m.mbstd_group,
         residual=m.d_residual,
-        conv_clamp=m.conv_clamp,
-        reduced_precision_res=m.reduced_precision_res,
+        **_shared_options(m),
     )
 
 
