@@ -70,6 +70,19 @@ def mean_of(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([part[k].detach().float() for part in parts]).mean() for k in parts[0]}
 
 
+def warn_batchnorm_accumulation(grad_accum: int, backend: Backend, local_batch: int, print_) -> None:
+    """With BatchNorm, micro-batches normalise with their own statistics: not the full batch's."""
+    if grad_accum == 1:
+        return
+    modules = [*backend.generator_module.modules(), *backend.critic_module.modules()]
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in modules):
+        print_(
+            f"warning: train.grad_accum={grad_accum} with BatchNorm: each micro-batch of "
+            f"{local_batch // grad_accum} normalises with its own statistics, so the update is "
+            f"not the one a batch of {local_batch} per process would give (docs/distributed.md: gradient accumulation)"
+        )
+
+
 class Phases:
     """The D and G updates of one iteration over a backend, with the augmentation pipe."""
 

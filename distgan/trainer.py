@@ -38,7 +38,7 @@ from distgan.host_memory import keep_freed_host_memory
 from distgan.memory_check import check_fits
 from distgan.models import build_discriminator, build_generator
 from distgan.run_directory import open_run
-from distgan.step import Phases, PhaseSettings
+from distgan.step import Phases, PhaseSettings, warn_batchnorm_accumulation
 from distgan.tracking import log_with, logging_dir
 from distgan.train_state import TrainState, noise_seed
 from distgan.upkeep import Outcome, Upkeep, start_tracking
@@ -65,19 +65,6 @@ def prepare_process(train: TrainConfig, device: torch.device) -> None:
     torch.autograd.set_detect_anomaly(train.detect_anomaly)
     if device.type == "cpu":
         keep_freed_host_memory()  # CPU fast path: no page faults on every step's activations
-
-
-def warn_batchnorm_accumulation(grad_accum: int, backend: Backend, local_batch: int, print_) -> None:
-    """With BatchNorm, micro-batches normalise with their own statistics: not the full batch's."""
-    if grad_accum == 1:
-        return
-    modules = [*backend.generator_module.modules(), *backend.critic_module.modules()]
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in modules):
-        print_(
-            f"warning: train.grad_accum={grad_accum} with BatchNorm: each micro-batch of "
-            f"{local_batch // grad_accum} normalises with its own statistics, so the update is "
-            f"not the one a batch of {local_batch} per process would give (docs/distributed.md: gradient accumulation)"
-        )
 
 
 def describe_models(backend: Backend) -> str:

@@ -1,6 +1,6 @@
 """The package's shape in numbers, read from the source with `ast`.
 
-    python scripts/house_metrics.py [--json]
+    python scripts/house_metrics.py [--json] [--package DIR]
 
 Prints: the lines of `train()` and of trainer.py, the definitions in trainer.py, the functions and
 methods outside distgan/bench that take the whole `ExperimentConfig` (a parameter annotated with
@@ -17,6 +17,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "distgan"
 REGISTRIES = ("ARCHITECTURES", "LOSSES", "PENALTIES", "SOURCES", "METRICS", "TRACKERS")
+
+
+def use_package(path: str) -> None:
+    global PACKAGE
+    PACKAGE = Path(path).resolve()
 
 
 def _annotation_text(node: ast.AST | None) -> str:
@@ -77,8 +82,11 @@ def measure() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--package", default=str(PACKAGE), help="the distgan package folder to measure")
+    args = parser.parse_args()
+    use_package(args.package)
     figures = measure()
-    if parser.parse_args().json:
+    if args.json:
         print(json.dumps(figures, indent=2))
         return
     print(f"train(): {figures['train_lines']} lines")

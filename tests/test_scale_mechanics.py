@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distgan import step, trainer
+from distgan import step
 from distgan.config import ConfigError, load_config
 from distgan.data import Batch
 from distgan.distributed.collectives import LazyBufferAverage
@@ -114,7 +114,7 @@ class _Backend:
 def test_accumulation_with_batchnorm_warns_at_start(accum, norm, warned):
     cfg = load_config(None, ["data.source=embedded", "data.batch_size=64", f"train.grad_accum={accum}"])
     printer = _Printer()
-    trainer.warn_batchnorm_accumulation(cfg.train.grad_accum, _Backend(norm), 64, printer.print)
+    step.warn_batchnorm_accumulation(cfg.train.grad_accum, _Backend(norm), 64, printer.print)
     assert bool(printer.lines) == warned
     if warned:
         assert (
