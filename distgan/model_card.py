@@ -88,6 +88,14 @@ def _evaluation(results: dict[str, Any] | None) -> str:
     )
 
 
+def ema_schedule(train) -> str:
+    """How the average was kept: a decay per G step, or a half-life in images (with its ramp-up)."""
+    if train.ema_images:
+        rampup = f", ramp-up {train.ema_rampup:g}" if train.ema_rampup else ""
+        return f"half-life {train.ema_images:,.0f} images{rampup}"
+    return f"decay {train.ema_decay:g} per step"
+
+
 def render(
     cfg: ExperimentConfig,
     meta: dict[str, Any],
@@ -101,7 +109,7 @@ def render(
     model, train, objective = cfg.model, cfg.train, cfg.objective
     step, images_seen = meta.get("step", 0), meta.get("images_seen", 0)
     conditional = model.num_classes > 0
-    ema = f"the EMA of the generator (decay {train.ema_decay})" if weights == "ema" else "the raw generator"
+    ema = f"the EMA of the generator ({ema_schedule(train)})" if weights == "ema" else "the raw generator"
     shape = "x".join(str(s) for s in cfg.sample_shape)
     versions = meta.get("versions", {})
     architecture = [

@@ -22,3 +22,19 @@ def test_the_card_declares_the_license_in_its_hub_metadata():
 def test_celeba_cards_say_the_data_is_for_non_commercial_research():
     assert "non-commercial research" in card("configs/celeba_dcgan.yaml")
     assert "non-commercial" not in card("configs/quickstart.yaml")
+
+
+def test_the_card_names_the_ema_schedule_the_run_used():
+    by_images = render(
+        load_config(None, ["train.ema_images=10000", "train.ema_rampup=0.05"]),
+        {"step": 2, "images_seen": 32}, weights="ema", parameters=10, load_as="me/g",
+    )  # fmt: skip
+    assert "half-life 10,000 images, ramp-up 0.05" in by_images and "decay 0" not in by_images
+    by_steps = render(
+        load_config(None, ["train.ema_decay=0.999"]),
+        {"step": 2},
+        weights="ema",
+        parameters=10,
+        load_as="me/g",
+    )
+    assert "decay 0.999 per step" in by_steps
