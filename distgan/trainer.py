@@ -31,7 +31,7 @@ import torch
 from distgan import augment, metrics, objectives
 from distgan.checkpoint import Checkpointer, TrainState
 from distgan.config import ExperimentConfig
-from distgan.data import Batch, TrainStream, build_train_stream, evaluation_data, toy_modes
+from distgan.data import Batch, TrainStream, build_train_stream, evaluation_stream, toy_modes
 from distgan.distributed import (
     Backend,
     LazyBufferAverage,
@@ -303,15 +303,16 @@ def evaluate_now(backend: Backend, ema, cfg: ExperimentConfig, reference, accele
 
 
 def prepare_reference(cfg: ExperimentConfig, accelerator):
-    """Extractor and real features, once; a bad metric name fails here, before step 1 (None: off)."""
+    """Extractor and real side, once; a bad metric name fails here, before step 1 (None: off)."""
     if not cfg.eval.every:
         return None
     metrics.plan_evaluation(cfg, cfg.eval.metrics)  # names and extractor before the real data is read
     modes = toy_modes(cfg.data.path) if cfg.data.is_toy else None
-    # The real sample is read only when the reference cache holds none for this key.
+    count = cfg.eval.num if cfg.eval.reference == "" else cfg.eval.reference_count()
+    # The real rows are streamed only when the reference cache holds none for this key.
     return metrics.prepare_evaluation(
         cfg, cfg.eval.metrics, cfg.eval.num, accelerator.process_index, accelerator.num_processes,
-        accelerator.gather, accelerator.device, real=lambda: evaluation_data(cfg, cfg.eval.num)[0],
+        accelerator.gather, accelerator.device, real_stream=evaluation_stream(cfg, count),
         modes=modes, cache_dir=metrics.default_reference_dir(cfg),
     )  # fmt: skip
 

@@ -23,7 +23,6 @@ from distgan.metrics import (
 )
 from distgan.metrics.fidelity_inception import WEIGHTS_URL, FidelityInceptionExtractor
 from distgan.metrics.frechet import feature_statistics
-from distgan.metrics.reference_cache import samples_to_store
 
 
 def correlated(n, d, seed, shift=0.0):
@@ -77,7 +76,7 @@ def test_count_label_writes_sample_counts_as_papers_do():
     assert [count_label(n) for n in (50_000, 10_000, 1000, 2500, 300)] == ["50k", "10k", "1k", "2500", "300"]
 
 
-def test_the_reference_is_a_seeded_random_sample_cached_as_uint8_features_and_statistics(tmp_path):
+def test_the_reference_is_a_seeded_random_sample_cached_as_features_and_statistics(tmp_path):
     cfg = load_config(None, [])  # the embedded MNIST sample, mnist_classifier features
     first = real_examples(cfg, 300).images
     sample = reference_sample(cfg, 300, seed=0)
@@ -100,8 +99,8 @@ def test_the_reference_is_a_seeded_random_sample_cached_as_uint8_features_and_st
     from safetensors.torch import load_file
 
     stored = load_file(str(tmp_path / files[1]))
-    assert torch.equal(stored["images"], samples_to_store(sample.images))
-    assert stored["images"].dtype == torch.uint8 and stored["images"].shape == (300, 28, 28, 1)
+    assert "images" not in stored  # features are all the metrics read
+    assert torch.equal(stored["features"], ref.real_feats) and stored["features"].shape == (300, 128)
     mean, cov = feature_statistics(ref.real_feats)
     assert np.allclose(stored["mean"].numpy(), mean) and np.allclose(stored["cov"].numpy(), cov)
     assert torch.equal(stored["labels"], ref.real_labels)
@@ -226,9 +225,12 @@ def test_evaluations_during_training_reuse_the_cached_reference(tmp_path, fresh_
     assert first["eval/reference"].startswith(str(tmp_path / "refs"))
 
     def no_data(*args, **kwargs):
-        raise AssertionError("the second run should reuse the cached reference")
+        def stream(rank, world_size):
+            raise AssertionError("the second run should reuse the cached reference")
 
-    monkeypatch.setattr(trainer, "evaluation_data", no_data)
+        return stream
+
+    monkeypatch.setattr(trainer, "evaluation_stream", no_data)
     assert trainer.train(cfg("second")) == 0
     second = json.loads((tmp_path / "second" / "eval.jsonl").read_text())
     assert second["eval/reference"] == first["eval/reference"]
