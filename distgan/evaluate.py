@@ -122,7 +122,7 @@ def _prepare(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str], int
     metrics = args.metrics or default_metrics(cfg)
     plan_evaluation(cfg, metrics)
     if args.export_stats:
-        if cfg.eval.reference.endswith(".npz"):
+        if str(cfg.eval.reference).endswith(".npz"):
             raise MetricsError("--export-stats writes the statistics of rows read from the data; "
                                "--reference is already a .npz file")  # fmt: skip
         target = Path(args.export_stats).expanduser()
@@ -180,7 +180,7 @@ def evaluate(args: argparse.Namespace) -> int:
     rank, world_size, device = accelerator.process_index, accelerator.num_processes, accelerator.device
     modes = toy_modes(cfg.data.path) if cfg.data.is_toy else None
     cache_dir = None if args.no_reference_cache else default_reference_dir(cfg)
-    count = num if cfg.eval.reference == "" else cfg.eval.reference_count()
+    count = cfg.eval.reference_count()  # rows (None: the whole split); --num is eval.num here
     # The real rows are read only when the reference cache holds none for this key.
     reference = prepare_evaluation(
         cfg, metrics, num, rank, world_size, accelerator.gather, device,

@@ -308,7 +308,7 @@ def prepare_reference(cfg: ExperimentConfig, accelerator):
         return None
     metrics.plan_evaluation(cfg, cfg.eval.metrics)  # names and extractor before the real data is read
     modes = toy_modes(cfg.data.path) if cfg.data.is_toy else None
-    count = cfg.eval.num if cfg.eval.reference == "" else cfg.eval.reference_count()
+    count = cfg.eval.reference_count()  # rows of the real side (None: the whole split)
     # The real rows are streamed only when the reference cache holds none for this key.
     return metrics.prepare_evaluation(
         cfg, cfg.eval.metrics, cfg.eval.num, accelerator.process_index, accelerator.num_processes,

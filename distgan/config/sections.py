@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -409,7 +409,7 @@ class EvalConfig:
     num: int = 1000  # generated samples per evaluation
     # the real side: "" = a random sample of eval.num rows | N rows | full (the whole split, streamed
     # once) | FILE.npz with mu and sigma (pytorch-fid / clean-fid layout; FD and IS only)
-    reference: str = ""
+    reference: Union[int, str] = ""
     extractor: str = "auto"  # feature extractor: auto | mnist_classifier | inception | raw
     inception_weights: Optional[str] = None  # FID Inception TorchScript file, or auto (distgan[fid])
     # how images reach Inception's 299 px: legacy (inside the network, as StyleGAN2-ADA) | clean
@@ -421,13 +421,14 @@ class EvalConfig:
     def reference_count(self) -> int | None:
         """Real rows the reference holds: eval.num by default, None for the whole split (full); a
         .npz reference holds statistics, no rows (0)."""
-        if self.reference == "":
+        reference = str(self.reference)
+        if reference == "":
             return self.num
-        if self.reference == "full":
+        if reference == "full":
             return None
-        if self.reference.endswith(".npz"):
+        if reference.endswith(".npz"):
             return 0
-        return int(self.reference)
+        return int(reference)
 
     def validate(self, prefix: str = "eval") -> None:
         _require(self.every >= 0, f"{prefix}.every", f"must be >= 0, got {self.every}")
@@ -438,7 +439,7 @@ class EvalConfig:
             _require(
                 name in METRICS, f"{prefix}.metrics[{i}]", f"unknown metric {name!r}; valid: {list(METRICS)}"
             )
-        ref = self.reference
+        ref = str(self.reference)
         _require(
             ref in ("", "full") or ref.endswith(".npz") or (ref.isdigit() and int(ref) >= 2),
             f"{prefix}.reference",

@@ -41,7 +41,7 @@ Gather = Callable[[torch.Tensor], torch.Tensor]
 # are uint8 images (n, H, W, C), float images in [-1, 1] (n, C, H, W) or 2-D points (n, 2).
 RealStream = Callable[[int, int], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 CHUNK = 250  # samples generated and embedded at once; part of the seed scheme, so fixed
-COUNT_KEY = "eval.num / --num"
+COUNT_KEY = "eval.num / eval.reference (--num / --reference)"
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -270,7 +270,7 @@ def prepare_evaluation(
     plan = plan_evaluation(cfg, metrics)
     if "mode_coverage" in plan.metrics and modes is None:
         raise ValueError("prepare_evaluation: mode_coverage needs the toy mixture's modes")
-    ref_setting = cfg.eval.reference
+    ref_setting = str(cfg.eval.reference)
     count = num if ref_setting == "" else cfg.eval.reference_count()
     check_sample_counts(plan, num, count if count else None, COUNT_KEY)
     device = torch.device(device)

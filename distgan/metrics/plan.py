@@ -143,7 +143,7 @@ def plan_evaluation(cfg: ExperimentConfig, metrics: list[str] | tuple[str, ...])
     plan = EvaluationPlan(
         tuple(dict.fromkeys(metrics)), extractor, labeler, cfg.eval.inception_weights, resize
     )
-    if cfg.eval.reference.endswith(".npz") and plan.needs_real_features:
+    if str(cfg.eval.reference).endswith(".npz") and plan.needs_real_features:
         rows = [name for name, metric in plan.entries() if metric.real_features]
         raise MetricsError(
             f"eval.reference={cfg.eval.reference} holds only mu and sigma, but {rows} need the real "

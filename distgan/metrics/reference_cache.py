@@ -130,9 +130,9 @@ def load_reference(
     wanted_rows = key["num"] if isinstance(key["num"], int) else num_real
     if mean is None or cov is None or mean.shape != (feature_dim,) or cov.shape != (feature_dim, feature_dim):
         _unusable(tensors_path, f"no {feature_dim}-d mean and covariance")
-    elif num_real != wanted_rows or (features is not None and features.shape != (num_real, feature_dim)):
-        got = num_real if features is None else tuple(features.shape)
-        _unusable(tensors_path, f"holds {got} rows, its key says {wanted_rows}")
+    elif num_real != wanted_rows or (features is not None and features.shape != (wanted_rows, feature_dim)):
+        rows = num_real if num_real != wanted_rows or features is None else features.shape[0]
+        _unusable(tensors_path, f"holds {rows} rows, its key says {wanted_rows}")
     elif needs_features and features is None:
         return None  # statistics only (an FD-only run wrote it): compute the rows now
     elif not all(
