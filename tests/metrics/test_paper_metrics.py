@@ -196,15 +196,28 @@ def test_inception_weights_auto_offline_says_what_to_download_and_where(tmp_path
     assert plan_evaluation(auto, ["fd", "inception_score"]).labeler == "inception"  # no file needed to plan
 
     target.parent.mkdir(parents=True)
-    target.write_bytes(b"not the weights")
-    with pytest.raises(MetricsError) as err:
+    target.write_bytes(b"not the weights")  # a file someone put in the cache: refused by its hash
+    with pytest.raises(
+        MetricsError, match=f"{target} has SHA-256 [0-9a-f]{{16}}..., expected 6726825d0af5f729"
+    ):
         FidelityInceptionExtractor("cpu")
-    try:
-        import torch_fidelity  # noqa: F401  (installed with distgan[fid])
-    except ImportError:
-        assert "needs torch-fidelity" in str(err.value) and "pip install 'distgan[fid]'" in str(err.value)
-    else:
-        assert f"{target} is not the weights file" in str(err.value)
+
+
+def test_a_download_whose_hash_does_not_match_is_refused_and_removed(tmp_path, monkeypatch):
+    import io
+    import urllib.request
+
+    from distgan.metrics import fidelity_inception
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(
+        urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"<html>captive portal</html>")
+    )
+    target = tmp_path / "weights.pth"
+    with pytest.raises(MetricsError) as err:
+        fidelity_inception._download(target)
+    assert len(str(err.value).splitlines()) == 1 and "delete it and run again" in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary name stays
 
 
 @pytest.mark.slow  # multi-second
