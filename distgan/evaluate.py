@@ -17,8 +17,8 @@ folder (`python -m distgan.export`) or a Hub repo id owner/name.
 once; keys say `_full`), or FILE.npz with mu and sigma (pytorch-fid / clean-fid layout; FD only).
 --export-stats FILE.npz: write the real side's mu and sigma in that layout.
 --out: default <run dir>/eval/<checkpoint name>.json (e.g. runs/quickstart/eval/step_0001500.json),
-<checkpoint dir>/eval.json for a checkpoint directory outside a run directory or an exported
-folder, eval/<owner>--<name>.json for a Hub id.
+<checkpoint dir>/eval.json for a checkpoint directory outside a run directory, eval/<folder>.json
+(in the current directory) for an exported folder and eval/<owner>--<name>.json for a Hub id.
 Results depend on (checkpoint, --num, --seed), not on the number of processes.
 Metric names, extractor and weights are checked before anything is generated; a
 mistake exits with status 2 and a message listing what is valid.
@@ -71,9 +71,9 @@ def _out_path(args: argparse.Namespace, checkpoint: Path | None, folder: Path | 
         return Path(args.out)
     if checkpoint is not None:
         return default_out(checkpoint)
-    if folder is not None:
-        return folder / "eval.json"
-    return Path("eval") / f"{args.checkpoint.replace('/', '--')}.json"
+    # An exported folder keeps its own eval.json (the model card's numbers): results go beside it.
+    name = folder.resolve().name if folder is not None else args.checkpoint.replace("/", "--")
+    return Path("eval") / f"{name}.json"
 
 
 def _write_json(path: Path, results: dict) -> None:
