@@ -1,0 +1,1 @@
+"""Extensions written the way a user writes one: one file each, registered on import."""
