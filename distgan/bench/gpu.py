@@ -232,7 +232,11 @@ def fid_check(args, device: torch.device) -> dict:
     samples = 300 if args.dry_run else 10_000
     print(f"[gpu check] fid ({samples} samples) ...", file=sys.stderr, flush=True)
     try:
-        return {"status": "ok", **time_fid(MODELS["celeba_wgan"], samples, device, args.inception_weights)}
+        fd_dims = 64 if args.dry_run else 2048
+        return {
+            "status": "ok",
+            **time_fid(MODELS["celeba_wgan"], samples, device, args.inception_weights, fd_dims),
+        }
     except UserError as err:
         return {"status": "failed", "note": str(err)[:300]}
     except Exception as err:  # the other results must still be written
