@@ -51,6 +51,7 @@ from distgan.metrics import (
     prepare_evaluation,
     save_stats,
 )
+from distgan.metrics.plan import check_sample_counts
 
 
 def default_out(checkpoint: Path) -> Path:
@@ -120,7 +121,8 @@ def _prepare(args: argparse.Namespace) -> tuple[ExperimentConfig, list[str], int
         raise MetricsError(str(err).replace("eval.reference", "--reference", 1)) from None
     cfg = dataclasses.replace(cfg, eval=eval_section)
     metrics = args.metrics or default_metrics(cfg)
-    plan_evaluation(cfg, metrics)
+    plan = plan_evaluation(cfg, metrics)
+    check_sample_counts(plan, num, cfg.eval.reference_count() or None, "--num / --reference")
     if args.export_stats:
         if str(cfg.eval.reference).endswith(".npz"):
             raise MetricsError("--export-stats writes the statistics of rows read from the data; "

@@ -123,3 +123,17 @@ def test_the_default_metric_list_follows_the_extractor(tmp_path):
     with_inception = default_metrics(load_config(None, [*rgb, f"eval.inception_weights={weights}"]))
     assert "inception_score" in with_inception and "fd" in with_inception
     assert "class_coverage" in default_metrics(load_config(None, []))  # 1-channel: the digit classifier
+
+
+def test_counts_too_small_for_a_metric_are_refused_before_anything_runs(toy_run, capsys):
+    assert evaluate("--checkpoint", str(toy_run), "--metrics", "fd", "kid", "--num", "5") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --num / --reference: metric 'fd' needs at least 10 samples per side, got 5 generated; "
+                   "raise the count or drop the metric"]  # fmt: skip
+    assert (
+        evaluate("--checkpoint", str(toy_run), "--metrics", "kid", "--num", "100", "--reference", "20") == 2
+    )
+    assert (
+        "metric 'kid' needs at least 50 samples per side, got 100 generated, 20 real"
+        in capsys.readouterr().err
+    )
