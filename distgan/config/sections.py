@@ -404,7 +404,7 @@ class DistributedConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     every: int = 0  # G steps between evaluations during training (0 = off)
-    # metrics of each evaluation: names registered in distgan.registry.METRICS (valid: listed below)
+    # metrics of each evaluation: names registered in distgan.registry.METRICS (--help-config lists them)
     metrics: list[str] = field(default_factory=lambda: ["fd", "kid", "precision_recall"])
     num: int = 1000  # generated samples per evaluation
     # the real side: "" = a random sample of eval.num rows | N rows | full (the whole split, streamed
