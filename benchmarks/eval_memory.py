@@ -10,6 +10,11 @@ network is a stand-in TorchScript module with the FID Inception's call conventio
 output (average-pool + a fixed linear map): Inception's weights cannot be downloaded here, and its
 memory is a constant of the network (about 100 MB of weights), not of N.
 
+Distances: peak RSS of blocked precision/recall and density/coverage at N = 50,000 real and
+generated features (`--distances`; 16-d features keep the run to minutes on a CPU: the blocks'
+memory depends on N, not on the feature width), against the 20 GB two full 50k x 50k float64
+matrices would take.
+
 Time: the fid path at 32 px, on CPU: generation (the quickstart-size DCGAN generator), embedding
 (the stand-in network, so this share is a lower bound; the GPU check `python -m distgan.bench gpu`
 times fid10k with the real network) and statistics (moments + the 2048-d Fréchet distance), for a
@@ -97,6 +102,25 @@ def measure_one(data: Path, network: Path, count: int) -> dict:
             "real_side_mb": round(after - before, 1), "seconds": round(seconds, 1)}  # fmt: skip
 
 
+def measure_distances(count: int) -> dict:
+    """In this (fresh) process: precision/recall and density/coverage of `count` x `count` features."""
+    import torch
+
+    from distgan.metrics import density_coverage, precision_recall
+
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(count, 16, generator=generator, dtype=torch.float64)
+    fake = torch.randn(count, 16, generator=generator, dtype=torch.float64) + 0.2
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    values = {**precision_recall(real, fake), **density_coverage(real, fake)}
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"n": count, "dims": 16, "peak_rss_mb": round(after, 1), "rss_before_mb": round(before, 1),
+            "seconds": round(seconds, 1), "full_matrix_mb": round(count * count * 8 / 2**20, 1),
+            "values": {k: round(v, 4) for k, v in values.items()}}  # fmt: skip
+
+
 def time_fid_path(network: Path, samples: int) -> dict:
     import torch
 
@@ -142,7 +166,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="N = 1k and 5k only")
     parser.add_argument("--time-samples", type=int, default=2000, help="samples in the timed fid path")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)  # child: DATA NETWORK N
+    parser.add_argument("--distances", type=int, metavar="N", help="only the blocked distances at N")
     args = parser.parse_args(argv)
+    if args.distances:
+        row = measure_distances(args.distances)
+        print(row)
+        result = json.loads(OUT.read_text()) if OUT.exists() else {}
+        result["distances"] = {
+            **row,
+            "command": f"nice -n 10 python benchmarks/eval_memory.py --distances {args.distances}",
+        }
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     if args.measure:
         print(json.dumps(measure_one(Path(args.measure[0]), Path(args.measure[1]), int(args.measure[2]))))
         return 0
