@@ -23,7 +23,7 @@ from distgan import metrics
 from distgan.augment import AugmentPipe
 from distgan.checkpoint import Checkpointer
 from distgan.config import ExperimentConfig, ModelConfig
-from distgan.data import TrainStream, evaluation_data, toy_modes
+from distgan.data import TrainStream, evaluation_stream, toy_modes
 from distgan.distributed import Backend, LazyBufferAverage, StopRequest, World
 from distgan.ema import GeneratorEMA
 from distgan.errors import PREEMPTED_EXIT_CODE
@@ -64,16 +64,16 @@ def save_sample_grid(model, noise, run_dir: Path, step: int) -> Path:
 
 
 def prepare_reference(cfg: ExperimentConfig, world: World):
-    """Extractor and real features, once; a bad metric name fails here, before step 1 (None: off)."""
+    """Extractor and real side, once; a bad metric name fails here, before step 1 (None: off)."""
     if not cfg.eval.every:
         return None
     metrics.plan_evaluation(cfg, cfg.eval.metrics)  # names and extractor before the real data is read
     modes = toy_modes(cfg.data.path) if cfg.data.is_toy else None
-    # The real sample is read only when the reference cache holds none for this key.
+    count = cfg.eval.reference_count()  # rows of the real side (None: the whole split)
+    # The real rows are streamed only when the reference cache holds none for this key.
     return metrics.prepare_evaluation(
         cfg, cfg.eval.metrics, cfg.eval.num, world.rank, world.size, world.gather, world.device,
-        real=lambda: evaluation_data(cfg, cfg.eval.num)[0], modes=modes,
-        cache_dir=metrics.default_reference_dir(cfg),
+        real_stream=evaluation_stream(cfg, count), modes=modes, cache_dir=metrics.default_reference_dir(cfg),
     )  # fmt: skip
 
 

@@ -35,6 +35,10 @@ def test_dry_run_builds_runs_and_reports_every_variant(tmp_path):
     fp16 = next(v for v in result["variants"] if v["name"].endswith("/fp16"))
     assert fp16["fp16"]["penalty_finite"] is True and "fp16 ran as fp32" in fp16["note"]
     assert result["two_processes_one_gpu"]["status"] == "skipped"
+    fid = result["fid"]  # the fid path timed end to end: every part, shares that add up
+    assert fid["status"] == "ok" and fid["key"] == "fid300" and fid["samples"] == 300, fid
+    assert all(fid["seconds"][part] > 0 for part in ("generation", "embedding", "statistics"))
+    assert sum(fid["share"].values()) == pytest.approx(1.0, abs=0.01)
 
 
 def test_sync_counter_counts_torch_sync_warnings():

@@ -10,7 +10,8 @@ iteration between log steps (torch.cuda.set_sync_debug_mode counts them), and un
 the penalty stayed finite and the loss scale healthy. Variants: celeba_wgan (DCGAN-64) and
 celeba_resnet (when its config exists) in bf16 and fp16; on celeba_wgan bf16, TF32 off,
 channels_last on and compile on, one at a time. Then a 2-process launch on the one GPU, which
-must be refused with a clear message. Past `--budget-s` the remaining variants are skipped (and
+must be refused with a clear message. Then the time of fid10k (bench/fid_timing.py: generation,
+embedding, statistics; the real Inception with `--inception-weights PATH`). Past `--budget-s` the remaining variants are skipped (and
 say so). `--dry-run` builds every variant, runs each for a step or two on CPU with tiny models
 (fp16 and compile cannot run there: recorded as such) and writes the same schema.
 """
@@ -33,6 +34,7 @@ from pathlib import Path
 import torch
 
 from distgan.bench import runs
+from distgan.bench.fid_timing import time_fid
 from distgan.config import load_config, override
 from distgan.errors import UserError, report
 
@@ -225,6 +227,22 @@ def two_processes_on_one_gpu(args, device: torch.device) -> dict:
             "message": last[-300:]}  # fmt: skip
 
 
+def fid_check(args, device: torch.device) -> dict:
+    """fid10k's time on the GPU (dry run: 300 samples on CPU); a failure is reported, not raised."""
+    samples = 300 if args.dry_run else 10_000
+    print(f"[gpu check] fid ({samples} samples) ...", file=sys.stderr, flush=True)
+    try:
+        fd_dims = 64 if args.dry_run else 2048
+        return {
+            "status": "ok",
+            **time_fid(MODELS["celeba_wgan"], samples, device, args.inception_weights, fd_dims),
+        }
+    except UserError as err:
+        return {"status": "failed", "note": str(err)[:300]}
+    except Exception as err:  # the other results must still be written
+        return {"status": "failed", "note": f"{type(err).__name__}: {err}"[:300]}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m distgan.bench gpu", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/gpu_check.json")
@@ -235,6 +253,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="untimed iterations first (default 3; dry run 1)")
     p.add_argument("--budget-s", type=float, default=420.0, help="skip the remaining variants past this")
     p.add_argument("--peak-tflops", type=float, help="the card's dense bf16/fp16 peak (default: known GPUs)")
+    p.add_argument("--inception-weights", help="TorchScript inception-2015-12-05.pt for the fid10k timing")
     args = p.parse_args(argv)
     args.steps = args.steps or (1 if args.dry_run else 20)
     args.warmup = args.warmup or (1 if args.dry_run else 3)
@@ -277,6 +296,7 @@ def main(argv: list[str]) -> int:
         "variants": results,
         "models_without_config": missing,
         "two_processes_one_gpu": two_processes_on_one_gpu(args, device),
+        "fid": fid_check(args, device),
         "elapsed_s": time.perf_counter() - began,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ from distgan.config.loading import config_from_dict, load_config, override
 from distgan.config.sections import (
     AUGMENT_OPS,
     EVAL_EXTRACTORS,
-    EVAL_METRICS,
     AdamConfig,
     AugmentConfig,
     CheckpointConfig,
@@ -28,7 +27,6 @@ from distgan.config.sections import (
 __all__ = [
     "AUGMENT_OPS",
     "EVAL_EXTRACTORS",
-    "EVAL_METRICS",
     "AdamConfig",
     "AugmentConfig",
     "CheckpointConfig",

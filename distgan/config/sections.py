@@ -14,7 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -41,8 +41,6 @@ def _require_registered(table: Registry, value: str, key: str) -> None:
     _require(value in table, key, f"unknown value {str(value)[:60]!r}; valid: {', '.join(table.names())}")
 
 
-EVAL_METRICS = ("fd", "kid", "precision_recall", "class_coverage", "mode_coverage")  # distgan.metrics
-EVAL_METRICS += ("density_coverage", "inception_score")  # Naeem et al. 2020; IS (Inception only)
 EVAL_EXTRACTORS = ("auto", "mnist_classifier", "inception", "raw")
 SEED_LIMIT = 2**32  # numpy and the data shuffle take 32-bit seeds; torch's would silently wrap
 # D steps per G step: the WGAN paper's critic boost uses 100. Far above that the generator barely
@@ -507,23 +505,47 @@ class DistributedConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     every: int = 0  # G steps between evaluations during training (0 = off)
-    # metrics of each evaluation, any of: fd, kid, precision_recall, class_coverage, mode_coverage
+    # metrics of each evaluation: names registered in distgan.registry.METRICS (--help-config lists them)
     metrics: list[str] = field(default_factory=lambda: ["fd", "kid", "precision_recall"])
-    num: int = 1000  # generated (and real) samples per evaluation
+    num: int = 1000  # generated samples per evaluation
+    # the real side: "" = a random sample of eval.num rows | N rows | full (the whole split, streamed
+    # once) | FILE.npz with mu and sigma (pytorch-fid / clean-fid layout; FD and IS only)
+    reference: Union[int, str] = ""
     extractor: str = "auto"  # feature extractor: auto | mnist_classifier | inception | raw
     inception_weights: Optional[str] = None  # FID Inception TorchScript file, or auto (distgan[fid])
+    # how images reach Inception's 299 px: legacy (inside the network, as StyleGAN2-ADA) | clean
+    # (clean-fid's antialiased bicubic resize; needs eval.inception_weights=PATH)
+    resize: Literal["legacy", "clean"] = "legacy"
     reference_dir: str = ""  # cache of real references (features, stats); "" = ~/.cache/distgan/references
     reference_seed: int = 0  # seed of the random sample of real examples the metrics compare against
+
+    def reference_count(self) -> int | None:
+        """Real rows the reference holds: eval.num by default, None for the whole split (full); a
+        .npz reference holds statistics, no rows (0)."""
+        reference = str(self.reference)
+        if reference == "":
+            return self.num
+        if reference == "full":
+            return None
+        if reference.endswith(".npz"):
+            return 0
+        return int(reference)
 
     def validate(self, prefix: str = "eval") -> None:
         _require(self.every >= 0, f"{prefix}.every", f"must be >= 0, got {self.every}")
         _require(self.num >= 2, f"{prefix}.num", f"must be >= 2, got {self.num}")
+        from distgan.registry import METRICS  # names registered by extensions count too
+
         for i, name in enumerate(self.metrics):
             _require(
-                name in EVAL_METRICS,
-                f"{prefix}.metrics[{i}]",
-                f"unknown metric {name!r}; valid: {list(EVAL_METRICS)}",
+                name in METRICS, f"{prefix}.metrics[{i}]", f"unknown metric {name!r}; valid: {list(METRICS)}"
             )
+        ref = str(self.reference)
+        _require(
+            ref in ("", "full") or ref.endswith(".npz") or (ref.isdigit() and int(ref) >= 2),
+            f"{prefix}.reference",
+            f"must be empty (eval.num rows), full, a count >= 2 or a FILE.npz, got {ref[:60]!r}",
+        )
         _require(
             self.extractor in EVAL_EXTRACTORS,
             f"{prefix}.extractor",

@@ -2,7 +2,7 @@
 
 Public interface (what the trainer, metrics and benchmarks use):
     DataError, Batch, sample_shape(cfg), TrainStream, build_train_stream(cfg, rank, world_size),
-    real_examples(cfg, num), evaluation_data(cfg, num), toy_modes(name).
+    real_examples(cfg, num), evaluation_data(cfg, num), evaluation_stream(cfg, count), toy_modes(name).
 Sources: embedded (real MNIST sample shipped here), hub, parquet, imagefolder, prepared, toy; each
 is a `DataSource` in `distgan.registry.SOURCES` (a new source is one file that registers one).
 `python -m distgan.data.prepare` writes a pre-decoded copy of a source (see prepare.py).
@@ -12,7 +12,13 @@ from distgan.data.batch import Batch
 from distgan.data.errors import DataError
 from distgan.data.sources import DataSource, Source
 from distgan.data.toy import toy_modes
-from distgan.data.train_stream import TrainStream, build_train_stream, evaluation_data, real_examples
+from distgan.data.train_stream import (
+    TrainStream,
+    build_train_stream,
+    evaluation_data,
+    evaluation_stream,
+    real_examples,
+)
 
 __all__ = [
     "Batch",
@@ -22,6 +28,7 @@ __all__ = [
     "TrainStream",
     "build_train_stream",
     "evaluation_data",
+    "evaluation_stream",
     "real_examples",
     "toy_modes",
 ]

@@ -1,4 +1,4 @@
-"""The data module's front door: TrainStream for training, real_examples for evaluation.
+"""The data module's front door: TrainStream for training, evaluation_stream for evaluation.
 
 TrainStream picks the implementation for cfg.data.source (toy 2D points or images
 through `datasets`) behind one interface the trainer relies on: an infinite
@@ -16,7 +16,7 @@ from distgan.config import ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
 from distgan.data.image_stream import ImageStream, bad_example_message
-from distgan.data.reference_sample import reference_sample
+from distgan.data.reference_sample import reference_batches, reference_sample
 from distgan.data.sources import open_source, read_rows
 from distgan.data.start_checks import start_warnings
 from distgan.data.toy import ToyStream, toy_modes, toy_real_examples
@@ -106,6 +106,17 @@ def real_examples(cfg: ExperimentConfig, num: int) -> Batch:
         raise DataError(f"data.path: {source.where!r} has {got} usable examples, {num} were requested")
     out_labels = None if source.label_column is None else torch.cat(labels)[:num]
     return Batch(images=torch.cat(images)[:num], labels=out_labels)
+
+
+def evaluation_stream(cfg: ExperimentConfig, count: int | None):
+    """What metrics compare against, streamed: `(rank, world_size) -> iterator` of this rank's share of
+    the reference as (row indices, uint8 images) batches: `count` rows drawn with eval.reference_seed,
+    or the whole split (count None). See reference_sample.py."""
+
+    def stream(rank: int, world_size: int):
+        return reference_batches(cfg, count, cfg.eval.reference_seed, rank, world_size)
+
+    return stream
 
 
 def evaluation_data(cfg: ExperimentConfig, num: int) -> tuple[Batch, tuple[torch.Tensor, float] | None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from distgan.metrics.errors import MetricsError
-from distgan.metrics.precision_recall import _BLOCK, _to_tensor, knn_radii
+from distgan.metrics.precision_recall import _to_tensor, knn_radii, rows_per_block
 
 DEFAULT_K = 5  # Naeem et al. 2020, sec. 4
 
@@ -31,8 +31,9 @@ def density_coverage(real, fake, k: int = DEFAULT_K) -> dict[str, float]:
     radii = knn_radii(real_t, k) * (1 + 1e-6)  # (N,)
     hits_per_fake = torch.zeros(fake_t.shape[0], dtype=torch.float64, device=real_t.device)
     covered = torch.zeros(real_t.shape[0], dtype=torch.bool, device=real_t.device)
-    for start in range(0, fake_t.shape[0], _BLOCK):
-        inside = torch.cdist(fake_t[start : start + _BLOCK], real_t) <= radii[None, :]  # (block, N)
+    block = rows_per_block(real_t.shape[0])
+    for start in range(0, fake_t.shape[0], block):
+        inside = torch.cdist(fake_t[start : start + block], real_t) <= radii[None, :]  # (block, N)
         hits_per_fake[start : start + inside.shape[0]] = inside.sum(dim=1).double()
         covered |= inside.any(dim=0)
     density = hits_per_fake.sum().item() / (k * fake_t.shape[0])

@@ -5,16 +5,21 @@ No accelerate here: the caller passes its rank, world size and a
 ranks in rank order (accelerate's `accelerator.gather`). The main process
 (rank 0) computes the metrics and returns them; other ranks return {}.
 
+The real side streams: each rank embeds its share of the reference batch by batch, folding the
+features into float64 running moments (moments.py) and keeping the feature rows only when a metric
+needs them; host memory is bounded by a batch, not by the number of real images.
+
 Reproducibility across world sizes: samples are made in fixed-size chunks;
 chunk i always uses seed hash(seed, i) and labels (index % num_classes), and
 chunks are dealt to ranks in contiguous blocks, so the gathered features
-are the same samples, in the same order, for 1 or N processes.
+are the same samples, in the same order, for 1 or N processes. Real rows travel with their row
+index and are put back in file order.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,24 +28,32 @@ import numpy as np
 import torch
 
 from distgan.config import ExperimentConfig
-from distgan.metrics.coverage import class_coverage, mode_coverage
-from distgan.metrics.density_coverage import density_coverage
 from distgan.metrics.errors import MetricsError
 from distgan.metrics.extractors import Extractor, build_extractor
-from distgan.metrics.frechet import feature_statistics, frechet_distance_from_statistics
-from distgan.metrics.inception_score import inception_score
-from distgan.metrics.kid import kid
-from distgan.metrics.precision_recall import precision_recall
+from distgan.metrics.metric import MetricInputs
+from distgan.metrics.moments import Moments
+from distgan.metrics.plan import EvaluationPlan, check_sample_counts, plan_evaluation
 from distgan.metrics.reference_cache import count_label, load_reference, reference_key, save_reference
-from distgan.metrics.registry import EvaluationPlan, plan_evaluation
+from distgan.metrics.stats_file import load_stats
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
+# (rank, world_size) -> this rank's share of the reference as (row indices, samples) batches; samples
+# are uint8 images (n, H, W, C), float images in [-1, 1] (n, C, H, W) or 2-D points (n, 2).
+RealStream = Callable[[int, int], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 CHUNK = 250  # samples generated and embedded at once; part of the seed scheme, so fixed
+COUNT_KEY = "eval.num / eval.reference (--num / --reference)"
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
     """Independent, well-mixed seed for chunk `chunk` of an evaluation with seed `seed`."""
     return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
+
+
+def as_samples(x: torch.Tensor) -> torch.Tensor:
+    """uint8 (n, H, W, C) images -> float (n, C, H, W) in [-1, 1], as the generator makes them."""
+    if x.dtype == torch.uint8:
+        return x.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return x
 
 
 def _my_chunks(total: int, rank: int, world_size: int) -> tuple[range, int]:
@@ -94,6 +107,103 @@ def embed_shared(
     return all_f[keep_idx], (all_l[keep_idx] if all_l is not None else None)
 
 
+def _gather_rows(local: torch.Tensor, world_size: int, gather: Gather | None, fill: float) -> torch.Tensor:
+    """Every rank's rows, concatenated in rank order (ranks may hold different counts)."""
+    if world_size == 1:
+        return local
+    if gather is None:
+        raise ValueError("evaluation: world_size > 1 needs gather (e.g. accelerator.gather)")
+    counts = gather(torch.tensor([local.shape[0]], dtype=torch.long, device=local.device)).tolist()
+    padded = torch.cat([local, local.new_full((max(counts) - local.shape[0], *local.shape[1:]), fill)])
+    everyone = gather(padded).reshape(world_size, max(counts), *local.shape[1:])
+    return torch.cat([everyone[r, : counts[r]] for r in range(world_size)])
+
+
+def _merge_moments(moments: Moments, world_size: int, gather: Gather | None, device) -> Moments:
+    """The moments of every rank's share, merged in rank order (the same on every rank)."""
+    if world_size == 1:
+        return moments
+    if gather is None:
+        raise ValueError("evaluation: world_size > 1 needs gather (e.g. accelerator.gather)")
+    dim = moments.mean.shape[0]
+    counts = gather(torch.tensor([moments.count], dtype=torch.long, device=device)).tolist()
+    means = gather(torch.from_numpy(moments.mean).to(device)[None]).cpu().numpy()
+    scatters = gather(torch.from_numpy(moments.scatter).to(device)[None]).cpu().numpy()
+    merged = Moments(dim)
+    for r in range(world_size):
+        merged.merge(counts[r], means[r], scatters[r])
+    return merged
+
+
+@dataclass
+class RealSide:
+    statistics: tuple[np.ndarray, np.ndarray]  # mean (D,), covariance (D, D), float64
+    features: torch.Tensor | None  # (N, D) in row order, when a metric needs them
+    predictions: torch.Tensor | None  # the labeler's output for the rows
+    count: int
+
+
+def embed_reference(
+    stream: RealStream,
+    extractor: Extractor,
+    labeler: Extractor | None,
+    keep_rows: bool,
+    rank: int,
+    world_size: int,
+    gather: Gather | None,
+    device: torch.device,
+) -> RealSide:
+    """Embed this rank's share batch by batch; statistics (and rows, if kept) of all ranks, on every rank."""
+    moments = Moments(extractor.feature_dim)
+    rows, feats, preds = [], [], []
+    for indices, samples in stream(rank, world_size):
+        x = as_samples(samples)
+        f, pred = extractor.embed(x)
+        if labeler is not None and labeler is not extractor:
+            _, pred = labeler.embed(x)
+        moments.add(f)
+        if keep_rows:
+            rows.append(indices.to(device))
+            feats.append(f.float().to(device))
+        if labeler is not None and keep_rows:
+            preds.append(pred.to(device))
+    moments = _merge_moments(moments, world_size, gather, device)
+    if moments.count < 2:
+        raise MetricsError(f"evaluation needs at least 2 real examples, the data gave {moments.count}")
+    if not keep_rows:
+        return RealSide(moments.statistics(), None, None, moments.count)
+    dim = extractor.feature_dim
+    no_rows = torch.zeros(0, dtype=torch.long, device=device)
+    order = _gather_rows(torch.cat(rows) if rows else no_rows, world_size, gather, -1)
+    no_feats = torch.zeros(0, dim, device=device)
+    features = _gather_rows(torch.cat(feats) if feats else no_feats, world_size, gather, 0)
+    predictions = None
+    if labeler is not None:
+        shape = tuple(getattr(labeler, "prediction_shape", ()))  # () labels, (K,) probabilities
+        empty = torch.zeros((0, *shape), dtype=torch.float32 if shape else torch.long, device=device)
+        predictions = _gather_rows(torch.cat(preds) if preds else empty, world_size, gather, -1)
+    sort = torch.argsort(order)  # file order, whatever the world size
+    return RealSide(
+        moments.statistics(),
+        features[sort],
+        None if predictions is None else predictions[sort],
+        moments.count,
+    )
+
+
+def in_memory_stream(images: torch.Tensor) -> RealStream:
+    """A RealStream over samples already in memory (small references, tests)."""
+
+    def stream(rank: int, world_size: int):
+        per_rank = math.ceil(len(images) / world_size)
+        first = rank * per_rank
+        for start in range(first, min(first + per_rank, len(images)), CHUNK):
+            stop = min(start + CHUNK, first + per_rank, len(images))
+            yield torch.arange(start, stop), images[start:stop]
+
+    return stream
+
+
 @dataclass
 class Reference:
     """Everything about the real side of an evaluation, built once and reusable across evaluations."""
@@ -102,11 +212,30 @@ class Reference:
     num: int  # generated samples per evaluation
     extractor: Extractor
     labeler: Extractor | None  # classifier for class_coverage, inception for IS, or None
-    real_feats: torch.Tensor  # (num_real, D), on every rank
-    real_labels: torch.Tensor | None  # classifier predictions (or class probabilities) of the real samples
+    real_feats: torch.Tensor | None  # (num_real, D), on every rank; None when no metric needs rows
+    real_labels: torch.Tensor | None  # classifier predictions (or class probabilities) of the real rows
     modes: tuple[torch.Tensor, float] | None  # toy mixture (means, std) for mode_coverage
-    real_stats: tuple[np.ndarray, np.ndarray] | None = None  # mean, cov of real_feats (cached with them)
+    real_stats: tuple[np.ndarray, np.ndarray]  # mean, cov of the real features (float64)
     cache_file: Path | None = None  # the reference file these came from or went to
+    num_real: int = 0
+    tag: str = ""  # what the result keys say about the reference: "", "_full", "_real5k", "_npz"
+
+
+def _reference_tag(reference: str, count: int | None, num: int) -> str:
+    if reference.endswith(".npz"):
+        return "_npz"
+    if count is None:
+        return "_full"
+    return "" if count == num else f"_real{count_label(count)}"
+
+
+def _check_finite(stats: tuple[np.ndarray, np.ndarray], features, where: str) -> None:
+    parts = [*stats] + ([features.cpu().numpy()] if features is not None else [])
+    if not all(np.isfinite(p).all() for p in parts):
+        raise MetricsError(
+            f"the real features ({where}) contain NaN or inf: the extractor or the real data is broken, "
+            "not the generator"
+        )
 
 
 def prepare_evaluation(
@@ -119,29 +248,34 @@ def prepare_evaluation(
     device: str | torch.device = "cpu",
     *,
     real=None,
+    real_stream: RealStream | None = None,
     modes: tuple[torch.Tensor, float] | None = None,
     cache_dir: str | Path | None = None,
 ) -> Reference:
-    """Validate the request, load the extractors and embed `num` real examples (shared by all ranks).
+    """Validate the request, load the extractors and embed the real side (shared by all ranks).
 
     Call it at setup (e.g. before training when eval.every > 0): every user
-    mistake (metric, extractor, weights file, too little real data) then shows
-    before any compute is spent, and later evaluations reuse the real features.
-    real: the real examples, an object with `.images` (the caller loads them: metrics never
-      imports the data stack; `distgan.data.evaluation_data` gives them with the modes), or a
-      function returning that object, called only when `cache_dir` holds no reference yet.
+    mistake (metric, extractor, weights file, too few samples) then shows
+    before any compute is spent, and later evaluations reuse the real side.
+    The reference is what cfg.eval.reference says: a random sample of `num` rows (""), N rows, the
+    whole split (full), or mu/sigma from a .npz file.
+    real_stream: this rank's share of the real rows in batches (`distgan.data.evaluation_stream`;
+      metrics never imports the data stack), read only when `cache_dir` holds no reference yet.
+    real: alternatively the real examples in memory, an object with `.images` (or a function
+      returning it); its first `num` rows are the reference.
     modes: (means, std) of the toy mixture, needed for mode_coverage.
-    cache_dir: keep the real sample, its features and statistics here (reference_cache.py) and
-      reuse them in later evaluations and runs; None computes them every time.
+    cache_dir: keep the real features and statistics here (reference_cache.py) and reuse them in
+      later evaluations and runs; None computes them every time.
     """
     plan = plan_evaluation(cfg, metrics)
-    if real is None:
-        raise ValueError("prepare_evaluation: pass the real examples (distgan.data.evaluation_data)")
     if "mode_coverage" in plan.metrics and modes is None:
         raise ValueError("prepare_evaluation: mode_coverage needs the toy mixture's modes")
+    ref_setting = str(cfg.eval.reference)
+    count = num if ref_setting == "" else cfg.eval.reference_count()
+    check_sample_counts(plan, num, count if count else None, COUNT_KEY)
     device = torch.device(device)
     shape = cfg.sample_shape
-    extractor = build_extractor(plan.extractor, shape, device, plan.inception_weights)
+    extractor = build_extractor(plan.extractor, shape, device, plan.inception_weights, plan.resize)
     labeler = None
     if plan.labeler is not None:
         labeler = (
@@ -149,86 +283,77 @@ def prepare_evaluation(
         )
     if plan.labeler == "inception":
         extractor.probabilities = True
-    key = reference_key(cfg, plan.extractor, plan.labeler, num, cfg.eval.reference_seed)
-    cached = load_reference(Path(cache_dir), key) if cache_dir is not None else None
+
+    def reference(stats, feats, labels, path, n_real) -> Reference:
+        tag = _reference_tag(ref_setting, count, num)
+        return Reference(plan, num, extractor, labeler, feats, labels, modes, stats, path, n_real, tag)
+
+    if ref_setting.endswith(".npz"):  # statistics only: FD (and IS, which reads no real side)
+        return reference(load_stats(ref_setting, extractor.feature_dim), None, None, Path(ref_setting), 0)
+    keep_rows = plan.needs_real_features
+    key = reference_key(cfg, plan.extractor, plan.labeler, count, cfg.eval.reference_seed, plan.resize)
+    cached = None
+    if cache_dir is not None:
+        cached = load_reference(Path(cache_dir), key, extractor.feature_dim, keep_rows)
     if world_size > 1 and gather is not None:  # all ranks take the same path (embedding holds collectives)
         found = gather(torch.tensor([cached is not None], dtype=torch.long, device=device))
         cached = cached if bool(found.all()) else None
     if cached is not None:
-        feats, labels = (
-            cached.features.to(device),
-            (None if cached.second is None else cached.second.to(device)),
+        feats = None if cached.features is None else cached.features.to(device)
+        labels = None if cached.second is None else cached.second.to(device)
+        check_sample_counts(plan, num, cached.num_real, COUNT_KEY)
+        return reference(
+            (cached.mean.numpy(), cached.cov.numpy()), feats, labels, cached.path, cached.num_real
         )
-        stats = (cached.mean.numpy(), cached.cov.numpy())
-        return Reference(plan, num, extractor, labeler, feats, labels, modes, stats, cached.path)
-    images = (real() if callable(real) else real).images
-    n_real = min(num, len(images))
-    if n_real < 2:
-        raise MetricsError(f"evaluation needs at least 2 real examples, the data gave {len(images)}")
-    feats, labels = embed_shared(
-        lambda i, start, stop: images[start:stop],
-        n_real,
-        extractor,
-        labeler,
-        rank,
-        world_size,
-        gather,
-        device,
-    )
-    stats = feature_statistics(feats.cpu())
+    if real_stream is None:
+        if real is None:
+            raise ValueError("prepare_evaluation: pass real_stream (distgan.data.evaluation_stream) or real")
+        images = (real() if callable(real) else real).images
+        if count is not None:
+            images = images[:count]
+        real_stream = in_memory_stream(images)
+    side = embed_reference(real_stream, extractor, labeler, keep_rows, rank, world_size, gather, device)
+    where = f"data.path={cfg.data.path!r}, split {cfg.data.split}"
+    _check_finite(side.statistics, side.features, where)
+    check_sample_counts(plan, num, side.count, COUNT_KEY)
     path = None
     if cache_dir is not None and rank == 0:
-        mean, cov = (torch.from_numpy(np.asarray(a)) for a in stats)
-        path = save_reference(Path(cache_dir), key, images[:n_real], feats, mean, cov, labels)
-    return Reference(plan, num, extractor, labeler, feats, labels, modes, stats, path)
+        mean, cov = (torch.from_numpy(np.asarray(a)) for a in side.statistics)
+        path = save_reference(Path(cache_dir), key, side.features, mean, cov, side.predictions, side.count)
+    return reference(side.statistics, side.features, side.predictions, path, side.count)
 
 
 def _compute(ref: Reference, cfg: ExperimentConfig, fake_f, fake_labels, seed: int, kid_subsets: int) -> dict:
-    """The metrics, on the main process, from gathered features.
-
-    Keys name the metric, the number of generated samples and the extractor, like StyleGAN's
-    `fid50k_full`: fid10k_inception (FID only with the Inception network; fd1k_mnist_classifier
-    otherwise), kid10k_inception, kid10k_std_inception, precision10k_/recall10k_, density10k_/
-    coverage10k_, is10k_inception/is10k_std_inception. The earlier keys without a count
-    (fd_X, kid_X, kid_std_X, precision_X, recall_X) are kept for existing readers.
-    """
+    """The metrics, on the main process, from gathered features: each entry of METRICS computes its own."""
     name = ref.plan.extractor
     n = count_label(len(fake_f))
+    clean = "_clean" if ref.plan.resize == "clean" else ""
     results: dict[str, Any] = {
         "extractor": name,
         "num_generated": len(fake_f),
-        "num_real": len(ref.real_feats),
+        "num_real": ref.num_real,
         "reference_seed": cfg.eval.reference_seed,
+        "resize": ref.plan.resize,
     }
     if ref.cache_file is not None:
         results["reference"] = str(ref.cache_file)
-    real_f, fake_f = ref.real_feats.cpu(), fake_f.cpu()
-    for metric in ref.plan.metrics:
-        if metric == "fd":
-            real_stats = ref.real_stats or feature_statistics(real_f)
-            value = frechet_distance_from_statistics(*real_stats, *feature_statistics(fake_f))
-            results[f"{'fid' if name == 'inception' else 'fd'}{n}_{name}"] = results[f"fd_{name}"] = value
-        elif metric == "kid":
-            mean, std = kid(real_f, fake_f, subsets=kid_subsets, seed=seed)
-            results[f"kid{n}_{name}"], results[f"kid{n}_std_{name}"] = mean, std
-            results[f"kid_{name}"], results[f"kid_std_{name}"] = mean, std
-        elif metric == "precision_recall":
-            pr = precision_recall(real_f, fake_f, k=3)
-            results[f"precision{n}_{name}"], results[f"recall{n}_{name}"] = pr["precision"], pr["recall"]
-            results[f"precision_{name}"], results[f"recall_{name}"] = pr["precision"], pr["recall"]
-        elif metric == "density_coverage":
-            dc = density_coverage(real_f, fake_f)
-            results[f"density{n}_{name}"], results[f"coverage{n}_{name}"] = dc["density"], dc["coverage"]
-        elif metric == "inception_score":
-            mean, std = inception_score(fake_labels.cpu())
-            results[f"is{n}_{name}"], results[f"is{n}_std_{name}"] = mean, std
-        elif metric == "class_coverage":
-            coverage = class_coverage(fake_labels.cpu(), ref.real_labels.cpu(), ref.labeler.num_classes)
-            for key, value in coverage.items():
-                results[f"{key}_{ref.plan.labeler}"] = value
-        elif metric == "mode_coverage":
-            means, std = ref.modes
-            results.update(mode_coverage(fake_f, means, std))
+    inputs = MetricInputs(
+        fake_features=fake_f.cpu(),
+        fake_predictions=None if fake_labels is None else fake_labels.cpu(),
+        real_features=None if ref.real_feats is None else ref.real_feats.cpu(),
+        real_statistics=ref.real_stats,
+        real_predictions=None if ref.real_labels is None else ref.real_labels.cpu(),
+        num_classes=int(getattr(ref.labeler, "num_classes", 0)),
+        modes=ref.modes,
+        extractor=name,
+        labeler=ref.plan.labeler,
+        seed=seed,
+        kid_subsets=kid_subsets,
+        key=lambda metric, part="": f"{metric}{n}{ref.tag}{clean}{'_' + part if part else ''}_{name}",
+        plain_keys=not ref.tag and not clean,
+    )
+    for _, metric in ref.plan.entries():
+        results.update(metric.compute(inputs))
     return results
 
 
@@ -244,6 +369,7 @@ def evaluate_generator(
     *,
     seed: int = 0,
     real=None,
+    real_stream: RealStream | None = None,
     modes: tuple[torch.Tensor, float] | None = None,
     reference: Reference | None = None,
     kid_subsets: int = 100,
@@ -252,16 +378,26 @@ def evaluate_generator(
 
     generator: anything with `sample(n, labels=None, seed=None)` returning samples in
       the data's range, and `num_classes` (0 = unconditional); pass it in eval mode.
-    metrics: names from `distgan.metrics.valid_metrics(cfg)`; checked before any sampling.
-    real, modes: see `prepare_evaluation`; real's `.labels` are not used (class histograms of
-      both sets come from the same classifier, so its errors cancel).
+    metrics: names registered in `distgan.registry.METRICS` that apply to the data (see
+      `distgan.metrics.valid_metrics(cfg)`); checked before any sampling.
+    real, real_stream, modes: see `prepare_evaluation`; real's `.labels` are not used (class
+      histograms of both sets come from the same classifier, so its errors cancel).
     reference: from `prepare_evaluation` with the same metrics and num (reused across
       calls during training); built here when None.
     Every rank must call this with the same arguments (it holds collectives).
     """
     if reference is None:
         reference = prepare_evaluation(
-            cfg, metrics, num, rank, world_size, gather, device, real=real, modes=modes
+            cfg,
+            metrics,
+            num,
+            rank,
+            world_size,
+            gather,
+            device,
+            real=real,
+            real_stream=real_stream,
+            modes=modes,
         )
     elif reference.plan.metrics != tuple(dict.fromkeys(metrics)) or reference.num != num:
         raise ValueError("evaluate_generator: `reference` was prepared for other metrics or another num")

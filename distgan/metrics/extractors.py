@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from distgan.metrics.clean_resize import clean_resize
 from distgan.metrics.errors import MetricsError
 from distgan.metrics.fidelity_inception import FidelityInceptionExtractor
 from distgan.metrics.images import as_8bit_rgb
@@ -85,7 +86,7 @@ class InceptionExtractor:
     feature_dim = 2048
     prediction_shape = (1008,)  # class probabilities, when asked for (Inception Score)
 
-    def __init__(self, weights: str | Path, device: str | torch.device) -> None:
+    def __init__(self, weights: str | Path, device: str | torch.device, resize: str = "legacy") -> None:
         path = Path(weights)
         if not path.is_file():
             raise MetricsError(
@@ -100,11 +101,14 @@ class InceptionExtractor:
                 "pt_inception-*.pth are not supported."
             ) from None
         self.device = torch.device(device)
+        self.resize = resize  # legacy: the network resizes; clean: clean_resize.py first
         self.probabilities = False  # set by the evaluation when the Inception Score is requested
 
     @torch.no_grad()
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         images = as_8bit_rgb(x, self.device)
+        if self.resize == "clean":
+            images = clean_resize(images).to(self.device)
         features = self.model(images, return_features=True)
         # Class probabilities for the Inception Score, without the output bias (as the original IS code).
         probs = self.model(images, no_output_bias=True).float() if self.probabilities else None
@@ -115,7 +119,11 @@ Extractor = RawExtractor | MnistClassifierExtractor | InceptionExtractor | Fidel
 
 
 def build_extractor(
-    name: str, sample_shape: tuple[int, ...], device: str | torch.device, inception_weights: str | None = None
+    name: str,
+    sample_shape: tuple[int, ...],
+    device: str | torch.device,
+    inception_weights: str | None = None,
+    resize: str = "legacy",
 ) -> Extractor:
     """An extractor by resolved name (see `registry.resolve_extractor`); loads weights onto `device`."""
     if name == "raw":
@@ -129,5 +137,5 @@ def build_extractor(
             )
         if inception_weights == "auto":
             return FidelityInceptionExtractor(device)
-        return InceptionExtractor(inception_weights, device)
+        return InceptionExtractor(inception_weights, device, resize)
     raise MetricsError(f"eval.extractor: unknown extractor {name!r}; valid: raw, mnist_classifier, inception")

@@ -3,13 +3,15 @@
 torch-fidelity ships the TensorFlow FID graph ported to PyTorch (bit-compatible with the original
 FID code); its weights are one file that we fetch into torch hub's checkpoint cache
 (`$TORCH_HOME/hub/checkpoints`, default ~/.cache/torch) when online. Offline (HF_HUB_OFFLINE=1, or
-no network) the error says which URL to download and where to put it. The file is read with
+no network) the error says which URL to download and where to put it. A download, and the file
+found in the cache, must have the file's published SHA-256; a file that does not is refused with one line saying which file to delete. The file is read with
 `torch.load(weights_only=True)`: nothing but tensors is unpickled from it. Features: the 2048-d
 pool layer; class probabilities: softmax of the unbiased logits (what the Inception Score uses).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import urllib.request
@@ -23,6 +25,26 @@ from distgan.metrics.images import as_8bit_rgb
 # torch-fidelity's release asset (torch_fidelity.feature_extractor_inceptionv3.URL_INCEPTION_V3).
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 DOWNLOAD_TIMEOUT_S = 30
+# SHA-256 of that file (its name carries the first 8 digits, torch hub's convention).
+WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_hash(path: Path, shown: Path) -> None:
+    """MetricsError unless `path`'s SHA-256 is WEIGHTS_SHA256 (`shown`: the name to report)."""
+    got = sha256_of(path)
+    if got != WEIGHTS_SHA256:
+        raise MetricsError(
+            f"eval.inception_weights=auto: {shown} has SHA-256 {got[:16]}..., expected {WEIGHTS_SHA256[:16]}... "
+            f"(a truncated or replaced download); delete it and run again, or download {WEIGHTS_URL} yourself"
+        )
 
 
 def weights_path() -> Path:
@@ -58,6 +80,11 @@ def _download(path: Path) -> None:
     except OSError as err:  # URLError, timeouts and refused connections are all OSErrors
         tmp.unlink(missing_ok=True)
         raise MetricsError(_offline_message(path, f"{type(err).__name__}: {err}")) from None
+    try:
+        check_hash(tmp, path)
+    except MetricsError:
+        tmp.unlink(missing_ok=True)  # never leave a bad file where the next run would find it
+        raise
     os.replace(tmp, path)
 
 
@@ -77,6 +104,8 @@ class FidelityInceptionExtractor:
             FeatureExtractorInceptionV3, missing = None, err
         if not path.is_file() and (FeatureExtractorInceptionV3 is not None or _offline()):
             _download(path)  # offline: the message says what to download where, and to install the extra
+        if path.is_file():
+            check_hash(path, path)  # also a file someone else put in the cache
         if FeatureExtractorInceptionV3 is None:
             raise MetricsError(
                 f"eval.inception_weights=auto needs torch-fidelity ({missing}): pip install 'distgan[fid]'; "

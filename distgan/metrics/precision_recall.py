@@ -4,8 +4,9 @@ Each set's manifold is the union of balls around its points, each ball's radius
 the distance to that point's k-th nearest neighbour within the same set.
 precision = share of generated points inside the real manifold (quality);
 recall = share of real points inside the generated manifold (coverage).
-Pure torch; runs on whatever device the features are on, in row blocks so
-memory stays O(block x N). Knows nothing of images, extractors or processes.
+Pure torch; runs on whatever device the features are on. Distances are computed in row blocks of
+at most BLOCK_ENTRIES entries (64 MB in float64), never as the full N x N matrix: at N = 50,000 a
+block is 167 rows. Knows nothing of images, extractors or processes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import torch
 
 from distgan.metrics.errors import MetricsError
 
-_BLOCK = 1024  # rows of the distance matrix computed at once
+BLOCK_ENTRIES = 1 << 23  # distances held at once; a block's rows = BLOCK_ENTRIES // columns
+
+
+def rows_per_block(columns: int) -> int:
+    return max(1, min(4096, BLOCK_ENTRIES // max(columns, 1)))
 
 
 def _to_tensor(feats, name: str) -> torch.Tensor:
@@ -32,9 +37,9 @@ def knn_radii(points: torch.Tensor, k: int) -> torch.Tensor:
         raise MetricsError(
             f"precision_recall: k={k} needs more than {k} points per set, got {points.shape[0]}"
         )
-    radii = []
-    for start in range(0, points.shape[0], _BLOCK):
-        dist = torch.cdist(points[start : start + _BLOCK], points)
+    radii, block = [], rows_per_block(points.shape[0])
+    for start in range(0, points.shape[0], block):
+        dist = torch.cdist(points[start : start + block], points)
         # k + 1 smallest: the point itself (distance 0) comes first.
         radii.append(dist.topk(k + 1, dim=1, largest=False).values[:, k])
     return torch.cat(radii)
@@ -42,9 +47,9 @@ def knn_radii(points: torch.Tensor, k: int) -> torch.Tensor:
 
 def manifold_share(queries: torch.Tensor, points: torch.Tensor, radii: torch.Tensor) -> float:
     """Share of `queries` within radius of at least one of `points`."""
-    inside = []
-    for start in range(0, queries.shape[0], _BLOCK):
-        dist = torch.cdist(queries[start : start + _BLOCK], points)
+    inside, block = [], rows_per_block(points.shape[0])
+    for start in range(0, queries.shape[0], block):
+        dist = torch.cdist(queries[start : start + block], points)
         inside.append((dist <= radii[None, :]).any(dim=1))
     return torch.cat(inside).double().mean().item()
 

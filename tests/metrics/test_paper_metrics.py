@@ -23,7 +23,6 @@ from distgan.metrics import (
 )
 from distgan.metrics.fidelity_inception import WEIGHTS_URL, FidelityInceptionExtractor
 from distgan.metrics.frechet import feature_statistics
-from distgan.metrics.reference_cache import samples_to_store
 
 
 def correlated(n, d, seed, shift=0.0):
@@ -77,7 +76,7 @@ def test_count_label_writes_sample_counts_as_papers_do():
     assert [count_label(n) for n in (50_000, 10_000, 1000, 2500, 300)] == ["50k", "10k", "1k", "2500", "300"]
 
 
-def test_the_reference_is_a_seeded_random_sample_cached_as_uint8_features_and_statistics(tmp_path):
+def test_the_reference_is_a_seeded_random_sample_cached_as_features_and_statistics(tmp_path):
     cfg = load_config(None, [])  # the embedded MNIST sample, mnist_classifier features
     first = real_examples(cfg, 300).images
     sample = reference_sample(cfg, 300, seed=0)
@@ -100,8 +99,8 @@ def test_the_reference_is_a_seeded_random_sample_cached_as_uint8_features_and_st
     from safetensors.torch import load_file
 
     stored = load_file(str(tmp_path / files[1]))
-    assert torch.equal(stored["images"], samples_to_store(sample.images))
-    assert stored["images"].dtype == torch.uint8 and stored["images"].shape == (300, 28, 28, 1)
+    assert "images" not in stored  # features are all the metrics read
+    assert torch.equal(stored["features"], ref.real_feats) and stored["features"].shape == (300, 128)
     mean, cov = feature_statistics(ref.real_feats)
     assert np.allclose(stored["mean"].numpy(), mean) and np.allclose(stored["cov"].numpy(), cov)
     assert torch.equal(stored["labels"], ref.real_labels)
@@ -197,15 +196,28 @@ def test_inception_weights_auto_offline_says_what_to_download_and_where(tmp_path
     assert plan_evaluation(auto, ["fd", "inception_score"]).labeler == "inception"  # no file needed to plan
 
     target.parent.mkdir(parents=True)
-    target.write_bytes(b"not the weights")
-    with pytest.raises(MetricsError) as err:
+    target.write_bytes(b"not the weights")  # a file someone put in the cache: refused by its hash
+    with pytest.raises(
+        MetricsError, match=f"{target} has SHA-256 [0-9a-f]{{16}}..., expected 6726825d0af5f729"
+    ):
         FidelityInceptionExtractor("cpu")
-    try:
-        import torch_fidelity  # noqa: F401  (installed with distgan[fid])
-    except ImportError:
-        assert "needs torch-fidelity" in str(err.value) and "pip install 'distgan[fid]'" in str(err.value)
-    else:
-        assert f"{target} is not the weights file" in str(err.value)
+
+
+def test_a_download_whose_hash_does_not_match_is_refused_and_removed(tmp_path, monkeypatch):
+    import io
+    import urllib.request
+
+    from distgan.metrics import fidelity_inception
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(
+        urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"<html>captive portal</html>")
+    )
+    target = tmp_path / "weights.pth"
+    with pytest.raises(MetricsError) as err:
+        fidelity_inception._download(target)
+    assert len(str(err.value).splitlines()) == 1 and "delete it and run again" in str(err.value)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary name stays
 
 
 @pytest.mark.slow  # multi-second
@@ -226,9 +238,12 @@ def test_evaluations_during_training_reuse_the_cached_reference(tmp_path, fresh_
     assert first["eval/reference"].startswith(str(tmp_path / "refs"))
 
     def no_data(*args, **kwargs):
-        raise AssertionError("the second run should reuse the cached reference")
+        def stream(rank, world_size):
+            raise AssertionError("the second run should reuse the cached reference")
 
-    monkeypatch.setattr(trainer, "evaluation_data", no_data)
+        return stream
+
+    monkeypatch.setattr(trainer, "evaluation_stream", no_data)
     assert trainer.train(cfg("second")) == 0
     second = json.loads((tmp_path / "second" / "eval.jsonl").read_text())
     assert second["eval/reference"] == first["eval/reference"]
