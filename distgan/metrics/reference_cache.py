@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from distgan.config import ExperimentConfig
+from distgan.metrics.errors import MetricsError
 
 FORMAT_VERSION = 2  # 2: features and statistics only (1 also kept the images)
 
@@ -35,11 +36,23 @@ def default_reference_dir(cfg: ExperimentConfig) -> Path:
     """eval.reference_dir; when empty $DISTGAN_CACHE/references, else ~/.cache/distgan/references
     ($XDG_CACHE_HOME honoured)."""
     if cfg.eval.reference_dir:
-        return Path(cfg.eval.reference_dir).expanduser()
+        return usable_directory(Path(cfg.eval.reference_dir).expanduser(), "eval.reference_dir")
     if os.environ.get("DISTGAN_CACHE"):
-        return Path(os.environ["DISTGAN_CACHE"]) / "references"
+        return usable_directory(Path(os.environ["DISTGAN_CACHE"]) / "references", "DISTGAN_CACHE")
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return root / "distgan" / "references"
+    return usable_directory(root / "distgan" / "references", "XDG_CACHE_HOME (or ~/.cache)")
+
+
+def usable_directory(path: Path, named_by: str) -> Path:
+    """`path`, created if needed; MetricsError naming what set it when it cannot be (before any compute)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MetricsError(
+            f"{named_by}: cannot create the reference cache directory {str(path)[:200]} "
+            f"({err.strerror or type(err).__name__}); valid: a writable directory path"
+        ) from None
+    return path
 
 
 def count_label(n: int) -> str:

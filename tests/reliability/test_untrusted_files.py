@@ -268,7 +268,11 @@ def _cases(world: Path, tmp: Path) -> tuple[list[Case], list]:
         Case("sample seed negative", "distgan.sample", ["--seed", "-1", *_sample_args(old, tmp)], ("--seed", "-1")),
         Case("sample seed 2**32", "distgan.sample", ["--seed", str(2**32), *_sample_args(old, tmp)], ("--seed", str(2**32))),
         Case("bench negative steps", "distgan.bench.cli", [*toy[:2], "--steps", "-3"], ("--steps", "-3")),
+        Case("DISTGAN_CACHE under a file", "distgan.train", [*toy, "eval.every=1", "eval.num=100", f"train.out_dir={tmp}/dc"],
+             ("DISTGAN_CACHE", "cannot create the reference cache directory"),
+             env={"DISTGAN_CACHE": str(tmp / "cache_is_a_file" / "below")}),
     ]  # fmt: skip
+    (tmp / "cache_is_a_file").write_text("a file, not a directory\n")
     lock_dir = tmp / "lockdir"
     (lock_dir / ".distgan.lock").mkdir(parents=True)
     cases.append(Case("lock path is a directory", "distgan.train", [*toy, f"train.out_dir={lock_dir}"],
