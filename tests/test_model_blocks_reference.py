@@ -183,8 +183,10 @@ def test_spectral_norm_targets_convs_linears_and_the_class_projection_only():
             self.fc = nn.Linear(4, 1)
             self.projection = nn.Embedding(5, 4)
             self.norm = ConditionalBatchNorm2d(4, 5)
+            self.head = nn.Module()  # a class projection inside a sub-module, as in a real D
+            self.head.projection = nn.Embedding(5, 4)
 
     model = apply_spectral_norm(Tiny())
     parametrized = {name for name, m in model.named_modules() if hasattr(m, "parametrizations")}
-    assert parametrized == {"conv", "up", "fc", "projection"}
+    assert parametrized == {"conv", "up", "fc", "projection", "head.projection"}
     assert torch.equal(model.norm.gain.weight, torch.ones(5, 4))  # BN gains stay gains
