@@ -79,7 +79,7 @@ def run_as_rank(out, steps, resume="never"):
     return cfg, logs, reals
 
 
-def test_images_seen_data_position_and_resume_of_rank_1_of_2(tmp_path):
+def test_images_seen_data_position_and_resume_of_rank_1_of_2(tmp_path, fresh_accelerate):
     out = tmp_path / "run"
     cfg, logs, first = run_as_rank(out, steps=3)
     global_batch = cfg.data.batch_size
