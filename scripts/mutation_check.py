@@ -3,18 +3,25 @@
     python scripts/mutation_check.py                 # every mutation, then the table and `score: C/T`
     python scripts/mutation_check.py --list          # names and descriptions only
     python scripts/mutation_check.py --only NAME ... # a subset (names from --list)
+    python scripts/mutation_check.py --specs FILE.json  # your own set instead of the built-in one
+
+--specs reads a JSON list of {"name", "file", "old", "new", "tests"?, "description"?}: "file" is
+relative to the repository root, "tests" the test files (or node ids) that should catch it
+(default: the whole fast suite, "tests"). The same rules apply to both sets.
 
 A mutation is (name, file, exact old snippet, new snippet, description, fast test files). The old
 snippet must occur exactly once in the file; otherwise the mutation is reported "not applicable" and
 counts as NOT caught, so the score stays honest after code moves: remap the paths in MUTATIONS.
 A mutation is caught when pytest fails (or times out) on the mutated copy. The copy's own `distgan`
-is imported (its path comes first on PYTHONPATH); the `import-canary` mutation proves it.
+is imported (its path comes first on PYTHONPATH); the `import-canary` mutation proves it (for a
+--specs set: the first applicable spec's file raising at import must fail that spec's tests).
 Not run in CI: tens of pytest runs take several minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = "not slow and not slurm and not netns"
+NOT_A_VERDICT = (4, 5)  # pytest: usage error (e.g. a test file not found), no tests collected
 TIMEOUT_S = 900  # a run this long counts as a hang (caught); normal groups take < 3 min on 2 busy cores
 
 # ---------------------------------------------------------------- fast test groups
@@ -119,9 +127,9 @@ MUTATIONS: list[Mutation] = [
     ),
     m(
         "fake-not-detached",
-        "distgan/trainer.py",
-        "    with torch.no_grad():\n        fake = backend.generator(latent, labels)\n",
-        "    fake = backend.generator(latent, labels)\n",
+        "distgan/step.py",
+        "        with torch.no_grad():\n            fake = backend.generator(latent, labels).to(real.dtype)\n",
+        "        fake = backend.generator(latent, labels).to(real.dtype)\n",
         "fake images not detached in the D step: the D loss reaches G",
         PHASES,
     ),
@@ -135,7 +143,7 @@ MUTATIONS: list[Mutation] = [
     ),
     m(
         "d-trainable-in-g-step",
-        "distgan/trainer.py",
+        "distgan/step.py",
         "critic.requires_grad_(False)",
         "critic.requires_grad_(True)",
         "D left trainable in the G step",
@@ -144,24 +152,24 @@ MUTATIONS: list[Mutation] = [
     m(
         "n-critic-ignored",
         "distgan/trainer.py",
-        "n_critic = cfg.train.n_critic_at(state.step)",
-        "n_critic = 1",
+        "n_critic, device = self.cfg.train.n_critic_at(state.step), self.augment.tally.device",
+        "n_critic, device = 1, self.augment.tally.device",
         "n_critic ignored: one D step per G step",
         LOOP,
     ),
     m(
         "same-noise-every-rank",
-        "distgan/trainer.py",
-        "torch.manual_seed(cfg.train.seed * 1000 + rank + 1)",
-        "torch.manual_seed(cfg.train.seed * 1000 + 1)",
+        "distgan/train_state.py",
+        "return seed * 1000 + rank + 1 + 7919 * rollbacks",
+        "return seed * 1000 + 1 + 7919 * rollbacks",
         "the same latent noise on every rank",
         LOOP,
     ),
     m(
         "rank0-to-stream",
         "distgan/trainer.py",
-        "stream = stream or build_train_stream(cfg, rank, world)",
-        "stream = stream or build_train_stream(cfg, 0, world)",
+        "stream = stream or build_train_stream(cfg, world.rank, world.size)",
+        "stream = stream or build_train_stream(cfg, 0, world.size)",
         "rank 0 passed to the data stream on every rank",
         LOOP,
     ),
@@ -259,15 +267,15 @@ MUTATIONS: list[Mutation] = [
     m(
         "ema-step-frozen",
         "distgan/trainer.py",
-        "ema.update(generator, state.step, state.images_seen - step_images, step_images)",
-        "ema.update(generator, 0, 0, 0)",
+        "self.ema.update(self.backend.generator_module, state.step, state.images_seen - images, images)",
+        "self.ema.update(self.backend.generator_module, 0, 0, 0)",
         "EMA always updated with the step-0 warm-up decay",
         EMA,
     ),
     m(
         "d-labels-dropped",
-        "distgan/trainer.py",
-        "labels = batch.labels if cfg.model.num_classes > 0 else None",
+        "distgan/step.py",
+        "labels = batch.labels if self.settings.num_classes > 0 else None",
         "labels = None",
         "the D step ignores the class labels of a conditional model",
         PHASES,
@@ -284,15 +292,15 @@ MUTATIONS: list[Mutation] = [
     m(
         "data-position-not-restored",
         "distgan/checkpoint/store.py",
-        'self.stream.load_state_dict(rank_state["data"])',
-        "pass",
+        "            if name in rank_state:  # absent",
+        '            if name in rank_state and name != "data":  # absent',
         "resume restarts the data stream from the beginning",
         RESUME,
     ),
     m(
         "ema-not-restored",
         "distgan/checkpoint/store.py",
-        'load_weights(self.ema.model, checkpoint_dir / f"{EMA_WEIGHTS}.safetensors")',
+        'load_weights(self.parts.weights[name], checkpoint_dir / f"{name}.safetensors")',
         "pass",
         "resume restarts the EMA from the raw generator",
         RESUME,
@@ -300,8 +308,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "latest-before-complete",
         "distgan/checkpoint/store.py",
-        '            _write_text_atomic(self.root / LATEST, name + "\\n")\n',
-        '            _write_text_atomic(self.root / LATEST, checkpoint_name(step - 1) + "\\n")\n',
+        '            write_text_atomic(self.root / LATEST, name + "\\n")\n',
+        '            write_text_atomic(self.root / LATEST, checkpoint_name(step - 1) + "\\n")\n',
         "the `latest` pointer names the previous checkpoint",
         RESUME,
     ),
@@ -417,8 +425,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "rollback-lr-not-reduced",
         "distgan/faults.py",
-        "lr_scale=state.lr_scale * cfg.train.rollback_lr_factor",
-        "lr_scale=state.lr_scale",
+        "lr_scale, rollbacks = state.lr_scale * train.rollback_lr_factor, state.rollbacks + 1",
+        "lr_scale, rollbacks = state.lr_scale, state.rollbacks + 1",
         "a rollback keeps the learning rates that diverged",
         FAULTS,
     ),
@@ -481,6 +489,59 @@ MUTATIONS: list[Mutation] = [
 ]
 
 
+SPEC_KEYS = {"name", "file", "old", "new", "tests", "description"}
+WHOLE_FAST_SUITE = ("tests",)
+
+
+class SpecError(ValueError):
+    """A --specs file that cannot be read as a list of mutations (the message names the entry)."""
+
+
+def load_specs(path: Path) -> list[Mutation]:
+    """The mutations of a --specs JSON file, checked entry by entry."""
+    try:
+        entries = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise SpecError(f"--specs {path}: cannot read a JSON list ({err})") from None
+    if not isinstance(entries, list) or not entries:
+        raise SpecError(f"--specs {path}: expected a non-empty JSON list of mutations")
+    mutations, names = [], set()
+    for i, entry in enumerate(entries):
+        where = f"--specs {path}: entry {i}"
+        if not isinstance(entry, dict):
+            raise SpecError(f"{where} is not an object")
+        missing = {"name", "file", "old", "new"} - entry.keys()
+        unknown = entry.keys() - SPEC_KEYS
+        if missing or unknown:
+            problem = f"lacks {sorted(missing)}" if missing else f"has unknown keys {sorted(unknown)}"
+            raise SpecError(f"{where} {problem}; keys: {', '.join(sorted(SPEC_KEYS))}")
+        if not all(isinstance(entry[k], str) for k in ("name", "file", "old", "new")) or not entry["old"]:
+            raise SpecError(f"{where}: name, file, old and new must be strings, old not empty")
+        tests = entry.get("tests") or list(WHOLE_FAST_SUITE)
+        if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests):
+            raise SpecError(f"{where}: tests must be a list of test paths")
+        if entry["name"] in names:
+            raise SpecError(f"{where}: the name {entry['name']!r} is used twice")
+        names.add(entry["name"])
+        description = entry.get(
+            "description", f"{entry['file']}: {entry['old'][:40]!r} -> {entry['new'][:40]!r}"
+        )
+        mutations.append(m(entry["name"], entry["file"], entry["old"], entry["new"], description, tests))
+    return mutations
+
+
+def canary_for(mutations: list[Mutation], root: Path | None = None) -> Mutation:
+    """A copy whose file raises at import: the first applicable mutation's file, with its tests."""
+    root = REPO if root is None else root
+    for mut in mutations:
+        path = root / mut.path
+        if path.is_file() and path.suffix == ".py" and path.read_text().count(mut.old) == 1:
+            text = path.read_text()
+            new = text + "\n\nraise RuntimeError('mutated copy')\n"
+            return m("import-canary", mut.path, text, new, "the copy raises at import", mut.tests)
+    return CANARY
+
+
 def copy_repo(dest: Path) -> None:
     ignore = shutil.ignore_patterns(".venv", ".git", "runs", "__pycache__", ".pytest_cache", "*.egg-info")
     shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
@@ -499,8 +560,8 @@ def apply(mutation: Mutation, root: Path) -> str | None:
     return None
 
 
-def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[bool, str, float]:
-    """(caught, last line of pytest's output, seconds)."""
+def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[str, str, float]:
+    """("passed" | "failed" | "no tests", last line of pytest's output, seconds). A hang is "failed"."""
     env = dict(
         os.environ,
         PYTHONPATH=f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
@@ -514,30 +575,33 @@ def run_tests(root: Path, tests: tuple[str, ...]) -> tuple[bool, str, float]:
     try:
         result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        return True, f"timeout after {TIMEOUT_S}s", time.perf_counter() - start
+        return "failed", f"timeout after {TIMEOUT_S}s", time.perf_counter() - start
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     summary = lines[-1] if lines else result.stderr[-200:]
     first_failure = next((line for line in lines if line.startswith(("FAILED ", "ERROR "))), "")
     detail = f"{summary}; {first_failure[:140]}" if first_failure else summary
-    return result.returncode != 0, detail, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if result.returncode in NOT_A_VERDICT:  # a wrong test path is not a caught mutation
+        return "no tests", f"pytest exit {result.returncode}: {detail}", seconds
+    return ("failed" if result.returncode else "passed"), detail, seconds
 
 
-def check_baseline(tests: set[str]) -> None:
+def check_baseline(tests: set[str], canary: Mutation = CANARY) -> None:
     """The unmutated copy must pass, or every mutation would look caught."""
     with tempfile.TemporaryDirectory(prefix="mutation-base-") as tmp:
         root = Path(tmp) / "repo"
         copy_repo(root)
-        failed, summary, seconds = run_tests(root, tuple(sorted(tests)))
+        status, summary, seconds = run_tests(root, tuple(sorted(tests)))
         print(f"baseline: {summary} ({seconds:.0f}s)", flush=True)
-        if failed:
+        if status != "passed":
             sys.exit("baseline: the fast tests fail on the UNmutated copy; fix them first")
     with tempfile.TemporaryDirectory(prefix="mutation-canary-") as tmp:
         root = Path(tmp) / "repo"
         copy_repo(root)
-        assert apply(CANARY, root) is None
-        failed, summary, _ = run_tests(root, CANARY.tests)
+        assert apply(canary, root) is None
+        status, summary, _ = run_tests(root, canary.tests)
         print(f"canary (must fail): {summary}", flush=True)
-        if not failed:
+        if status != "failed":
             sys.exit("canary: a copy that raises at import passed: the tests do not import the copy")
 
 
@@ -548,23 +612,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the mutations and exit")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutations")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
+    parser.add_argument(
+        "--specs", type=Path, metavar="FILE.json", help="run this JSON list of mutations instead"
+    )
     args = parser.parse_args(argv)
-    chosen = MUTATIONS
+    chosen, canary = MUTATIONS, CANARY
+    if args.specs:
+        try:
+            chosen = load_specs(args.specs)
+        except SpecError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if args.only:
-        names = {mut.name for mut in MUTATIONS}
+        names = {mut.name for mut in chosen}
         unknown = [n for n in args.only if n not in names]
         if unknown:
             print(
                 f"error: unknown mutation {unknown[0]!r}; valid: {', '.join(sorted(names))}", file=sys.stderr
             )
             return 2
-        chosen = [mut for mut in MUTATIONS if mut.name in args.only]
+        chosen = [mut for mut in chosen if mut.name in args.only]
+    if args.specs:
+        canary = canary_for(chosen)
     if args.list:
         for mut in chosen:
             print(f"{mut.name:32} {mut.path:30} {mut.description}")
         return 0
     if not args.no_baseline:
-        check_baseline({t for mut in chosen for t in mut.tests})
+        check_baseline({t for mut in chosen for t in mut.tests}, canary)
     rows = []
     for mut in chosen:
         with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
@@ -574,8 +649,8 @@ def main(argv: list[str] | None = None) -> int:
             if problem:
                 verdict, detail, seconds = "not applicable", problem, 0.0
             else:
-                caught, detail, seconds = run_tests(root, mut.tests)
-                verdict = "caught" if caught else "SURVIVED"
+                status, detail, seconds = run_tests(root, mut.tests)
+                verdict = {"failed": "caught", "passed": "SURVIVED", "no tests": "no tests ran"}[status]
         rows.append((mut, verdict, detail))
         print(f"{mut.name:32} {verdict:15} {seconds:5.0f}s  {detail}", flush=True)
     print()

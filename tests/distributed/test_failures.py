@@ -25,6 +25,9 @@ from distgan.distributed import DistributedError, build_accelerator, complete_fr
 from tests.launching import REPO, TINY_TRAIN, accelerate_launch, cpu_env, run, worker_pids
 
 TIMEOUT_S = 15  # distributed.timeout_s in the dead/hung-rank tests
+# Hang guards, not speed bounds: what ended a run is read from its output, since on a loaded CI
+# machine the shutdown after a failure may take far longer than on an idle one.
+HANG_GUARD_S = 4 * TIMEOUT_S + 60
 
 
 def train_cli(*overrides: str, python_prelude: str = "") -> subprocess.CompletedProcess:
@@ -155,15 +158,15 @@ def test_killed_rank_ends_the_whole_job(tmp_path):
     launcher, pids = start_training(out)
     try:
         os.kill(pids[1], signal.SIGKILL)
-        killed_at = time.monotonic()
-        output = launcher.communicate(timeout=TIMEOUT_S + 30)[0]
-        assert time.monotonic() - killed_at < TIMEOUT_S
+        output = launcher.communicate(timeout=HANG_GUARD_S)[0]
     finally:
         stop_everything(launcher, out)
     assert launcher.returncode != 0
     assert not alive(pids[0])
     root_cause = output[output.index("Root Cause") :]
     assert "rank      : 1" in root_cause and "SIGKILL" in root_cause, output[-3000:]
+    # ended by the launcher seeing the dead rank, not by rank 0 waiting out its collective timeout
+    assert "Timed out waiting" not in output, output[-3000:]
 
 
 @pytest.mark.slow
@@ -176,7 +179,7 @@ def test_hung_rank_makes_the_others_fail_after_the_timeout(tmp_path, backend):
     try:
         os.kill(pids[1], signal.SIGSTOP)
         stopped_at = time.monotonic()
-        while alive(pids[0]) and time.monotonic() - stopped_at < TIMEOUT_S + 30:
+        while alive(pids[0]) and time.monotonic() - stopped_at < HANG_GUARD_S:
             time.sleep(0.2)
         waited = time.monotonic() - stopped_at
         assert not alive(pids[0]), f"rank 0 still waiting {waited:.0f} s after its peer hung"
@@ -184,6 +187,6 @@ def test_hung_rank_makes_the_others_fail_after_the_timeout(tmp_path, backend):
         output = launcher.communicate(timeout=60)[0]
     finally:
         stop_everything(launcher, out)
-    assert waited < TIMEOUT_S + 15
+    # the configured timeout ended it (the message below): no bound on the time it took
     assert launcher.returncode != 0
     assert f"Timed out waiting {TIMEOUT_S * 1000}ms" in output, output[-3000:]
