@@ -45,8 +45,8 @@ def test_help_config_lists_every_key_with_type_default_and_its_source_comment(ca
     # a few read straight from sections.py: the comment, the Literal choices, the default
     assert "  train.n_critic  (int; default: 1)\n      D steps per G step (WGAN-GP: 5)\n" in text
     assert (  # a registry's key lists its registered names
-        "  model.arch  (one of 'dcgan', 'mlp', 'resnet'; default: dcgan)\n"
-        "      network family: mlp | dcgan | resnet (SNGAN/BigGAN-style), or a registered one\n" in text
+        "  model.arch  (one of 'dcgan', 'mlp', 'resnet', 'stylegan2'; default: dcgan)\n"
+        "      network family: mlp | dcgan | resnet (SNGAN/BigGAN) | stylegan2, or a registered one\n" in text
     )
     assert (
         "  log.trackers  (a list, each one of 'tensorboard', 'wandb'; default: [wandb])" in text

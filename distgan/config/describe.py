@@ -113,8 +113,6 @@ def help_text() -> str:
         lines.append(f"  {key.name}  ({key.type_name}; default: {_yaml_value(key.default)})")
         if key.comment:
             lines.append(f"      {key.comment}")
-        if key.name in EXTENSION_POINTS and EXTENSION_POINTS[key.name].names():
-            lines.append(f"      valid: {', '.join(EXTENSION_POINTS[key.name].names())}")
     return "\n".join(lines)
 
 
