@@ -75,5 +75,5 @@ def test_an_invalid_checkpoint_config_is_one_line_and_exit_2(entry, broken_check
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "config.yaml: model.arch: unknown value" in lines[0]
+    assert lines[0].startswith("error: ") and "model.arch: unknown value" in lines[0]
     assert BAD_ARCH in lines[0]
