@@ -30,7 +30,9 @@ def _finite(tensors) -> bool:
 
 def finite_state(backend: Backend, ema) -> bool:
     """Weights and buffers of G, D and the EMA, and every optimizer state tensor, are finite."""
-    modules = [backend.generator_module, backend.critic_module] + ([ema.model] if ema is not None else [])
+    modules = [backend.generator_module, backend.discriminator_module] + (
+        [ema.model] if ema is not None else []
+    )
     if not all(_finite([*m.parameters(), *m.buffers()]) for m in modules):
         return False
     for optimizer in backend.optimizers.values():

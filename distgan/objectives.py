@@ -1,7 +1,7 @@
 """Pure GAN loss functions and the per-phase layer the trainer calls.
 
 Two layers:
-- math on critic outputs (`nonsaturating_d`, `wasserstein_d`, `hinge_d`, ...) and the
+- math on discriminator outputs (`nonsaturating_d`, `wasserstein_d`, `hinge_d`, ...) and the
   input-gradient regularisers (`gradient_penalty`, `r1_penalty`), registered by name:
   `objective.loss` in `distgan.registry.LOSSES` (an `AdversarialLoss`: D term and G term),
   `objective.penalty` in `PENALTIES` (a `Penalty`); a new one is one file that registers it;
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from distgan.config import ObjectiveConfig
 from distgan.registry import LOSSES, PENALTIES
 
-Critic = Callable[..., torch.Tensor]  # critic(x, labels) -> (N,) logits / scores
+DiscriminatorFn = Callable[..., torch.Tensor]  # discriminator(x, labels) -> (N,) logits / scores
 
 
 # ---------------------------------------------------------------- adversarial terms
@@ -41,7 +41,7 @@ def nonsaturating_g(d_fake: torch.Tensor) -> torch.Tensor:
 
 
 def wasserstein_d(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """Critic loss E[D(fake)] - E[D(real)] (minimised)."""
+    """Wasserstein D loss E[D(fake)] - E[D(real)] (minimised)."""
     return d_fake.mean() - d_real.mean()
 
 
@@ -79,19 +79,19 @@ LOSSES.register("hinge", AdversarialLoss(lambda real, fake, obj: hinge_d(real, f
 
 
 def _input_gradients(
-    critic: Critic,
+    discriminator: DiscriminatorFn,
     x: torch.Tensor,
     labels: torch.Tensor | None,
     loss_scale: float | torch.Tensor | None,
 ) -> torch.Tensor:
-    """d critic(x).sum() / dx with a graph (for double backward), AMP-aware.
+    """d discriminator(x).sum() / dx with a graph (for double backward), AMP-aware.
 
-    Under fp16 the critic output is multiplied by the loss scale before autograd.grad so
+    Under fp16 the discriminator output is multiplied by the loss scale before autograd.grad so
     small gradients do not underflow, and the result is unscaled afterwards (PyTorch AMP
     recipe for gradient penalties). An inf here makes the loss inf, and the GradScaler then
     skips the optimizer step.
     """
-    scores = critic(x, labels).float().sum()
+    scores = discriminator(x, labels).float().sum()
     if loss_scale is not None:
         scores = scores * loss_scale
     (grads,) = torch.autograd.grad(scores, x, create_graph=True)
@@ -108,7 +108,7 @@ def interpolate(real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> 
 
 
 def gradient_penalty(
-    critic: Critic,
+    discriminator: DiscriminatorFn,
     real: torch.Tensor,
     fake: torch.Tensor,
     labels: torch.Tensor | None = None,
@@ -123,20 +123,20 @@ def gradient_penalty(
     if alpha is None:
         alpha = torch.rand(real.shape[0], device=real.device)
     x_hat = interpolate(real, fake, alpha)
-    grads = _input_gradients(critic, x_hat, labels, loss_scale)
+    grads = _input_gradients(discriminator, x_hat, labels, loss_scale)
     norms = grads.flatten(1).norm(2, dim=1)
     return ((norms - 1.0) ** 2).mean(), norms.mean().detach()
 
 
 def r1_penalty(
-    critic: Critic,
+    discriminator: DiscriminatorFn,
     real: torch.Tensor,
     labels: torch.Tensor | None = None,
     loss_scale: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """R1 = E[||grad_x D(x_real)||^2] (Mescheder et al. 2018); the caller weights it by gamma/2."""
     x = real.detach().requires_grad_(True)
-    grads = _input_gradients(critic, x, labels, loss_scale)
+    grads = _input_gradients(discriminator, x, labels, loss_scale)
     return grads.flatten(1).pow(2).sum(1).mean()
 
 
@@ -147,7 +147,7 @@ def r1_penalty(
 class PenaltyInputs:
     """What a penalty may look at: D (as the penalty sees it), the batches, the AMP loss scale."""
 
-    critic: Critic
+    discriminator: DiscriminatorFn
     real: torch.Tensor
     fake: torch.Tensor
     labels: torch.Tensor | None
@@ -171,7 +171,7 @@ def no_penalty(objective: ObjectiveConfig, inputs: PenaltyInputs) -> dict[str, t
 
 def weighted_gradient_penalty(objective: ObjectiveConfig, inputs: PenaltyInputs) -> dict[str, torch.Tensor]:
     penalty, grad_norm = gradient_penalty(
-        inputs.critic,
+        inputs.discriminator,
         inputs.real,
         inputs.fake,
         inputs.labels,
@@ -183,7 +183,7 @@ def weighted_gradient_penalty(objective: ObjectiveConfig, inputs: PenaltyInputs)
 
 def weighted_r1(objective: ObjectiveConfig, inputs: PenaltyInputs) -> dict[str, torch.Tensor]:
     """gamma/2 * R1, times objective.r1_every: lazy R1 (StyleGAN2) keeps its average strength."""
-    r1 = r1_penalty(inputs.critic, inputs.real, inputs.labels, inputs.loss_scale)
+    r1 = r1_penalty(inputs.discriminator, inputs.real, inputs.labels, inputs.loss_scale)
     return {"loss": 0.5 * objective.r1_weight * r1 * objective.r1_every, "r1": r1.detach()}
 
 
@@ -199,7 +199,7 @@ def discriminator_losses(
     objective: ObjectiveConfig,
     d_real: torch.Tensor,
     d_fake: torch.Tensor,
-    penalty_critic: Critic,
+    penalty_discriminator: DiscriminatorFn,
     real: torch.Tensor,
     fake: torch.Tensor,
     labels: torch.Tensor | None = None,
@@ -217,7 +217,7 @@ def discriminator_losses(
     adversarial = LOSSES.get(objective.loss).discriminator(d_real, d_fake, objective)
     out = {"d_adversarial": adversarial, "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
     loss = adversarial
-    inputs = PenaltyInputs(penalty_critic, real, fake, labels, alpha, loss_scale)
+    inputs = PenaltyInputs(penalty_discriminator, real, fake, labels, alpha, loss_scale)
     for name in objective.penalties:
         penalty = PENALTIES.get(name)
         if penalty.lazy and not r1_due:

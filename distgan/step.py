@@ -74,7 +74,7 @@ def warn_batchnorm_accumulation(grad_accum: int, backend: Backend, local_batch: 
     """With BatchNorm, micro-batches normalise with their own statistics: not the full batch's."""
     if grad_accum == 1:
         return
-    modules = [*backend.generator_module.modules(), *backend.critic_module.modules()]
+    modules = [*backend.generator_module.modules(), *backend.discriminator_module.modules()]
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in modules):
         print_(
             f"warning: train.grad_accum={grad_accum} with BatchNorm: each micro-batch of "
@@ -96,7 +96,7 @@ class Phases:
     def latent(self, count: int, device) -> torch.Tensor:
         return torch.randn(count, self.settings.latent_dim, device=device)
 
-    def critic_step(
+    def discriminator_step(
         self, batch, latent=None, alpha=None, *, augment_params=None, regularize: bool = True
     ) -> dict[str, torch.Tensor]:
         """D main (+ D reg when `regularize`): per micro-batch ONE forward and ONE backward,
@@ -117,22 +117,26 @@ class Phases:
             last = i == count - 1
             with self.backend.accumulating("d", last):  # no all-reduce before the last micro-batch
                 params = rows_of(real_params, count, i, size), rows_of(fake_params, count, i, size)
-                parts.append(self._critic_losses(real_i, labels_i, latent_i, alpha_i, *params, regularize))
+                parts.append(
+                    self._discriminator_losses(real_i, labels_i, latent_i, alpha_i, *params, regularize)
+                )
                 stepped = self.backend.update("d", parts[-1]["loss"], first=i == 0, last=last)
         return {**mean_of(parts), **stepped}
 
-    def _critic_losses(
+    def _discriminator_losses(
         self, real, labels, latent, alpha, real_params, fake_params, regularize: bool
     ) -> dict[str, torch.Tensor]:
-        """D's losses on one (micro-)batch. The penalty sees the critic through the real batch's
+        """D's losses on one (micro-)batch. The penalty sees the discriminator through the real batch's
         augmentation: R1 is the gradient of D(T(x)) w.r.t. x (WGAN-GP: the interpolates of the
         un-augmented batches, seen through the real's T)."""
         backend, seen_by_d = self.backend, self.augment.seen_by_d
         with torch.no_grad():
             fake = backend.generate(latent, labels).to(real.dtype)
-        critic = backend.penalty_discriminator
-        penalty_critic = (
-            critic if real_params is None else (lambda x, y: critic(seen_by_d(x, real_params), y))
+        discriminator = backend.penalty_discriminator
+        penalty_discriminator = (
+            discriminator
+            if real_params is None
+            else (lambda x, y: discriminator(seen_by_d(x, real_params), y))
         )
         seen_real, seen_fake = seen_by_d(real, real_params), seen_by_d(fake, fake_params)
         if self.settings.pure_batches:
@@ -146,7 +150,7 @@ class Phases:
             both_labels = None if labels is None else torch.cat([labels, labels])
             d_real, d_fake = backend.discriminate(torch.cat([seen_real, seen_fake]), both_labels).chunk(2)
         losses = objectives.discriminator_losses(
-            self.settings.objective, d_real, d_fake, penalty_critic=penalty_critic, real=real, fake=fake,
+            self.settings.objective, d_real, d_fake, penalty_discriminator=penalty_discriminator, real=real, fake=fake,
             labels=labels, alpha=alpha, loss_scale=backend.loss_scale(), r1_due=regularize,
         )  # fmt: skip
         return {**losses, **self.augment.measure(d_real)}
@@ -161,13 +165,15 @@ class Phases:
             labels = torch.randint(0, settings.num_classes, (count,), device=device)
         params = augment_params if augment_params is not None else self.augment.draw(count, device)
         parts, size = [], count // micro
-        with self.backend.frozen_discriminator() as critic:
+        with self.backend.frozen_discriminator() as discriminator:
             for i, (latent_i, labels_i) in enumerate(micro_batches(micro, latent, labels)):
                 last = i == micro - 1
                 with self.backend.accumulating("g", last):
                     fake = self.backend.generate(latent_i, labels_i)
                     seen = self.augment.seen_by_d(fake, rows_of(params, micro, i, size))
-                    parts.append(objectives.generator_losses(settings.objective, critic(seen, labels_i)))
+                    parts.append(
+                        objectives.generator_losses(settings.objective, discriminator(seen, labels_i))
+                    )
                     stepped = self.backend.update("g", parts[-1]["loss"], first=i == 0, last=last)
         return {**mean_of(parts), **stepped}
 
@@ -189,9 +195,9 @@ def d_step(
     augment_params=None,
     r1_due=True,
 ):
-    """One D update outside the loop (tests, benchmarks): `Phases.critic_step`."""
+    """One D update outside the loop (tests, benchmarks): `Phases.discriminator_step`."""
     phases = phases_for(backend, cfg, augment_p)
-    return phases.critic_step(batch, latent, alpha, augment_params=augment_params, regularize=r1_due)
+    return phases.discriminator_step(batch, latent, alpha, augment_params=augment_params, regularize=r1_due)
 
 
 def g_step(

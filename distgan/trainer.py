@@ -70,7 +70,10 @@ def prepare_process(train: TrainConfig, device: torch.device) -> None:
 def describe_models(backend: Backend) -> str:
     return "\n".join(
         f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters\n{model}"
-        for name, model in (("generator", backend.generator_module), ("discriminator", backend.critic_module))
+        for name, model in (
+            ("generator", backend.generator_module),
+            ("discriminator", backend.discriminator_module),
+        )
     )
 
 
@@ -113,13 +116,15 @@ class Training:
         factor = optim.lr_factor(state.step, self.cfg.train.steps) * state.lr_scale
         self.backend.set_learning_rates(optim.learning_rates(factor))
 
-    def critic_phase(self, state: TrainState, stream, stop: StopRequest, guard: NonFiniteGuard, hooks):
+    def discriminator_phase(self, state: TrainState, stream, stop: StopRequest, guard: NonFiniteGuard, hooks):
         """The iteration's D steps (from state.critic_steps on); None if a signal stopped it."""
         n_critic, device = self.cfg.train.n_critic_at(state.step), self.augment.tally.device
         while state.critic_steps < n_critic:
             batch = next(stream).to(device)
             hooks.before_d_step(self.backend, batch)
-            d_losses = self.phases.critic_step(batch, regularize=self.phases.regularize_d(state.images_seen))
+            d_losses = self.phases.discriminator_step(
+                batch, regularize=self.phases.regularize_d(state.images_seen)
+            )
             self.augment.observe(d_losses)
             guard.watch(d_losses)
             state.images_seen += self.cfg.data.batch_size
@@ -152,7 +157,7 @@ def assemble(cfg: ExperimentConfig, accelerator, world: World, stream: TrainStre
     augment = AugmentPipe(cfg.augment, cfg.data.resolution, cfg.data.batch_size, world.device)
     weights = {
         run_layout.GENERATOR: backend.generator_module,
-        run_layout.DISCRIMINATOR: backend.critic_module,
+        run_layout.DISCRIMINATOR: backend.discriminator_module,
     }
     if ema is not None:
         weights[run_layout.GENERATOR_EMA] = ema.model
@@ -216,7 +221,7 @@ def train(
     try:
         while state.step < cfg.train.steps:
             run.set_learning_rates(state)
-            d_losses = run.critic_phase(state, stream, stop, upkeep.guard, hooks)
+            d_losses = run.discriminator_phase(state, stream, stop, upkeep.guard, hooks)
             if d_losses is None:  # stopped mid-phase: the resume continues these D steps
                 exit_code = upkeep.stop_with_checkpoint(state, saved=False)
                 break

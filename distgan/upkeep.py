@@ -111,7 +111,7 @@ class Upkeep:
             fixed_noise(self.cfg.log.num_samples, self.cfg.model, self.cfg.train.seed, self.world.device),
             prepare_reference(self.cfg, self.world),
         )
-        modules = {"g": self.backend.generator_module, "d": self.backend.critic_module}
+        modules = {"g": self.backend.generator_module, "d": self.backend.discriminator_module}
         self.buffers = LazyBufferAverage(modules, self._average_buffers)
 
     def _average_buffers(self) -> None:  # collective; the EMA generator shows G's averaged stats too

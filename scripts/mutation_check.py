@@ -128,8 +128,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "fake-not-detached",
         "distgan/step.py",
-        "        with torch.no_grad():\n            fake = backend.generator(latent, labels).to(real.dtype)\n",
-        "        fake = backend.generator(latent, labels).to(real.dtype)\n",
+        "        with torch.no_grad():\n            fake = backend.generate(latent, labels).to(real.dtype)\n",
+        "        fake = backend.generate(latent, labels).to(real.dtype)\n",
         "fake images not detached in the D step: the D loss reaches G",
         PHASES,
     ),
@@ -143,9 +143,9 @@ MUTATIONS: list[Mutation] = [
     ),
     m(
         "d-trainable-in-g-step",
-        "distgan/step.py",
-        "critic.requires_grad_(False)",
-        "critic.requires_grad_(True)",
+        "distgan/distributed/backend.py",
+        "discriminator.requires_grad_(False)",
+        "discriminator.requires_grad_(True)",
         "D left trainable in the G step",
         PHASES,
     ),
@@ -225,8 +225,8 @@ MUTATIONS: list[Mutation] = [
     m(
         "r1-on-fakes",
         "distgan/objectives.py",
-        "r1 = r1_penalty(inputs.critic, inputs.real, inputs.labels, inputs.loss_scale)",
-        "r1 = r1_penalty(inputs.critic, inputs.fake, inputs.labels, inputs.loss_scale)",
+        "r1 = r1_penalty(inputs.discriminator, inputs.real, inputs.labels, inputs.loss_scale)",
+        "r1 = r1_penalty(inputs.discriminator, inputs.fake, inputs.labels, inputs.loss_scale)",
         "R1 evaluated on fakes",
         OBJ,
     ),
@@ -433,7 +433,7 @@ MUTATIONS: list[Mutation] = [
     m(
         "manifest-hash-unchecked",
         "distgan/checkpoint/locate.py",
-        'if _sha256(path) != expected["sha256"]:',
+        'if _sha256(path) != expected.get("sha256"):',
         "if False:",
         "an edited checkpoint file of the right size is trusted",
         RUN_DIR,

@@ -174,7 +174,7 @@ class StubBackend(Backend):
         self.discriminator = self.critic
 
     @property
-    def critic_module(self):
+    def discriminator_module(self):
         return self.critic
 
     def loss_scale(self):
@@ -194,7 +194,7 @@ def test_d_step_augments_real_and_fake_independently():
     backend = stub_backend(x.clone())  # fakes identical to the reals
     torch.manual_seed(3)
     step.d_step(backend, cfg, Batch(x, None))
-    seen = backend.critic_module.inputs[0]
+    seen = backend.discriminator_module.inputs[0]
     seen_real, seen_fake = seen.chunk(2)
     assert not torch.equal(seen_real, x) and not torch.equal(seen_fake, x)  # both augmented
     assert (seen_real != seen_fake).flatten(1).any(1).all()  # with different parameters, sample by sample
@@ -205,7 +205,7 @@ def test_g_step_shows_d_augmented_fakes():
     fakes = images(n=4, c=1, side=28).requires_grad_(True)
     backend = stub_backend(fakes)
     step.g_step(backend, cfg, 4, "cpu")
-    (seen,) = backend.critic_module.inputs
+    (seen,) = backend.discriminator_module.inputs
     assert seen.shape == fakes.shape and not torch.equal(seen, fakes.detach())
 
 
@@ -255,7 +255,7 @@ def test_each_micro_batch_sees_its_own_rows_of_the_batch_augmentation():
         backend = stub_backend(None)
         backend.generator = generator
         step.d_step(backend, cfg, Batch(x, None), latent=latent, augment_params=params)
-        halves = [inputs.chunk(2) for inputs in backend.critic_module.inputs]
+        halves = [inputs.chunk(2) for inputs in backend.discriminator_module.inputs]
         seen[accum] = [torch.cat([h[k] for h in halves]) for k in (0, 1)]  # (reals, fakes) in batch order
     assert len(halves) == 2
     for whole, split in zip(seen[1], seen[2], strict=True):

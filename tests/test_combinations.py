@@ -54,7 +54,7 @@ def test_the_penalty_sees_the_real_batch_through_the_real_batchs_augmentation(
             for seed in (4, 5)
         )
     )
-    critic = copy.deepcopy(backend.critic_module)  # D before the step, for the hand computation
+    critic = copy.deepcopy(backend.discriminator_module)  # D before the step, for the hand computation
     generator = copy.deepcopy(backend.generator_module)
     with torch.no_grad():
         fake = generator(latent, None)
@@ -93,7 +93,7 @@ def test_d_scores_the_augmented_real_and_fake_batches_as_the_step_reports(d_norm
         augment.draw(cfg.augment, n, cfg.data.resolution, 1.0, "cpu", torch.Generator().manual_seed(seed))
         for seed in (4, 5)
     )
-    critic, generator = copy.deepcopy(backend.critic_module), copy.deepcopy(backend.generator_module)
+    critic, generator = copy.deepcopy(backend.discriminator_module), copy.deepcopy(backend.generator_module)
     with torch.no_grad():
         fake = generator(latent, None)
         d_real = critic(augment.apply(batch.images, params[0]), None).float()

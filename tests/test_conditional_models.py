@@ -21,7 +21,7 @@ ARCHS = {
 @pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
 def test_conditional_models_train_one_step_on_every_architecture(overrides, loss, fresh_accelerate):
     cfg, backend = make([*overrides, "model.num_classes=10", f"objective.loss={loss}"])
-    g, d = backend.generator_module, backend.critic_module
+    g, d = backend.generator_module, backend.discriminator_module
     batch = random_batch(cfg)
     batch.labels = batch.labels % 10
     g_before, d_before = snapshot(g), snapshot(d)

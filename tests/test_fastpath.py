@@ -3,7 +3,7 @@
 `accelerator.unwrap_model` re-reads package metadata on every call (~2 ms); the loop asks for the
 plain modules 4-5 times per iteration, so the backend must unwrap once. And the plain modules must
 stay uncompiled after the trainer compiles G and D: torch.compile cannot double-backward (the
-WGAN-GP penalty runs through `critic_module`) and would prefix checkpoint keys with `_orig_mod.`.
+WGAN-GP penalty runs through `discriminator_module`) and would prefix checkpoint keys with `_orig_mod.`.
 """
 
 import torch
@@ -33,28 +33,28 @@ def test_plain_modules_do_not_unwrap_on_every_access(fresh_accelerate, monkeypat
         accelerator, "unwrap_model", lambda m, *a, **k: calls.append(m) or real_unwrap(m, *a, **k)
     )
     for _ in range(10):
-        assert isinstance(backend.critic_module, torch.nn.Module)
+        assert isinstance(backend.discriminator_module, torch.nn.Module)
         assert isinstance(backend.generator_module, torch.nn.Module)
     assert calls == []
 
 
 def test_compiled_wrappers_never_reach_the_plain_modules(fresh_accelerate):
     _, backend = tiny_backend()
-    plain_g, plain_d = backend.generator_module, backend.critic_module
+    plain_g, plain_d = backend.generator_module, backend.discriminator_module
     # what train() does with train.compile=true (compilation itself is lazy: nothing is compiled here)
     backend.generator, backend.discriminator = (
         torch.compile(backend.generator),
         torch.compile(backend.discriminator),
     )
-    assert backend.critic_module is plain_d and backend.generator_module is plain_g
-    for module in (backend.critic_module, backend.generator_module):
+    assert backend.discriminator_module is plain_d and backend.generator_module is plain_g
+    for module in (backend.discriminator_module, backend.generator_module):
         assert not isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
         assert not any(key.startswith("_orig_mod.") for key in module.state_dict())
     # and the penalty's double backward through the plain critic works
     x, labels = torch.randn(4, 1, 28, 28, requires_grad=True), torch.arange(4)
-    (grad,) = torch.autograd.grad(backend.critic_module(x, labels).sum(), x, create_graph=True)
+    (grad,) = torch.autograd.grad(backend.discriminator_module(x, labels).sum(), x, create_graph=True)
     grad.square().sum().backward()
-    first_conv = backend.critic_module.features[0].weight  # the head's bias never reaches grad_x
+    first_conv = backend.discriminator_module.features[0].weight  # the head's bias never reaches grad_x
     assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
 
 

@@ -16,7 +16,7 @@ CASES = {
 @pytest.mark.parametrize("overrides", CASES.values(), ids=CASES.keys())
 def test_d_step_changes_d_and_leaves_g_weights_and_grads_alone(overrides, fresh_accelerate):
     cfg, backend = make(overrides)
-    g, d = backend.generator_module, backend.critic_module
+    g, d = backend.generator_module, backend.discriminator_module
     g_before, d_before = snapshot(g), snapshot(d)
     d_step(backend, cfg, random_batch(cfg))
     assert changed(g_before, g) == []
@@ -29,7 +29,7 @@ def test_d_step_changes_d_and_leaves_g_weights_and_grads_alone(overrides, fresh_
 @pytest.mark.parametrize("overrides", CASES.values(), ids=CASES.keys())
 def test_g_step_changes_g_and_leaves_d_weights_and_grads_alone(overrides, fresh_accelerate):
     cfg, backend = make(overrides)
-    g, d = backend.generator_module, backend.critic_module
+    g, d = backend.generator_module, backend.discriminator_module
     d_step(backend, cfg, random_batch(cfg))  # D holds gradients from its own step now
     for p in d.parameters():
         p.grad = None
@@ -50,7 +50,7 @@ def _grad_norm(params) -> float:
 def test_gradients_are_clipped_to_grad_clip_at_the_optimizer_step(clip, fresh_accelerate):
     cfg, backend = make([f"optim.grad_clip={clip}"])
     seen = {}
-    for name, model in (("d", backend.critic_module), ("g", backend.generator_module)):
+    for name, model in (("d", backend.discriminator_module), ("g", backend.generator_module)):
         params = list(model.parameters())
         backend.optimizers[name].optimizer.register_step_pre_hook(
             lambda opt, args, kwargs, name=name, params=params: seen.__setitem__(name, _grad_norm(params))
@@ -66,7 +66,7 @@ def test_gradients_are_clipped_to_grad_clip_at_the_optimizer_step(clip, fresh_ac
 def test_without_grad_clip_the_step_sees_the_raw_gradient(fresh_accelerate):
     cfg, backend = make([])
     seen = {}
-    params = list(backend.critic_module.parameters())
+    params = list(backend.discriminator_module.parameters())
     backend.optimizers["d"].optimizer.register_step_pre_hook(
         lambda opt, args, kwargs: seen.__setitem__("d", _grad_norm(params))
     )
@@ -79,7 +79,7 @@ def test_each_update_starts_from_zero_gradients(fresh_accelerate):
     """Two identical D steps see identical gradients at the step (not the sum of both)."""
     cfg, backend = make(["optim.d.lr=1e-12", "model.d_dropout=0"])  # weights barely move
     seen = []
-    params = list(backend.critic_module.parameters())
+    params = list(backend.discriminator_module.parameters())
     backend.optimizers["d"].optimizer.register_step_pre_hook(
         lambda opt, args, kwargs: seen.append(_grad_norm(params))
     )

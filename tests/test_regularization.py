@@ -30,9 +30,9 @@ def d_gradient(weight: float, every: int, due: bool) -> list[torch.Tensor]:
     objective = load_config(None, [f"objective.r1_weight={weight}", f"objective.r1_every={every}"]).objective
     scores = critic(torch.cat([real, fake])).squeeze(1)
     d_real, d_fake = scores.chunk(2)
-    penalty_critic = lambda x, labels: critic(x).squeeze(1)  # noqa: E731
+    penalty_discriminator = lambda x, labels: critic(x).squeeze(1)  # noqa: E731
     losses = objectives.discriminator_losses(
-        objective, d_real, d_fake, penalty_critic, real, fake, r1_due=due
+        objective, d_real, d_fake, penalty_discriminator, real, fake, r1_due=due
     )
     return torch.autograd.grad(losses["loss"], list(critic.parameters()))
 

@@ -100,7 +100,7 @@ class _Printer:
 class _Backend:
     def __init__(self, norm):
         self.generator_module = torch.nn.Sequential(torch.nn.Linear(2, 2))
-        self.critic_module = torch.nn.Sequential(norm)
+        self.discriminator_module = torch.nn.Sequential(norm)
 
 
 @pytest.mark.parametrize(

@@ -70,11 +70,11 @@ def runs(tmp_path_factory):
     seen: dict = {"critic": {}, "at_resume": None}
 
     def keep_backend(name):
-        return lambda backend: seen["critic"].__setitem__(name, backend.critic_module)
+        return lambda backend: seen["critic"].__setitem__(name, backend.discriminator_module)
 
     def first_d_step(backend, batch):  # the resumed run's D before any forward: what restore loaded
         if seen["at_resume"] is None:
-            seen["at_resume"] = d_state(backend.critic_module)
+            seen["at_resume"] = d_state(backend.discriminator_module)
 
     for name, steps, hooks in (
         ("straight", STEPS, TrainHooks(on_backend=keep_backend("straight"))),

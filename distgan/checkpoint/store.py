@@ -128,7 +128,7 @@ class Checkpointer:
 
     @torch.no_grad()
     def _restore_rank_buffers(self, saved: dict[str, list]) -> None:
-        modules = {"g": self.parts.backend.generator_module, "d": self.parts.backend.critic_module}
+        modules = {"g": self.parts.backend.generator_module, "d": self.parts.backend.discriminator_module}
         for key, values in saved.items():
             prefix, name = key.split(".", 1)
             buffer = modules[prefix].get_buffer(name)

@@ -66,7 +66,9 @@ STYLEGAN2_ONLY = (
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "dcgan"  # network family: mlp | dcgan | resnet (SNGAN/BigGAN) | stylegan2, or a registered one
+    arch: str = (
+        "dcgan"  # network family: mlp | dcgan | resnet (SNGAN/BigGAN) | stylegan2, or a registered one
+    )
     channels: int = 1  # image channels: 1 (grayscale) or 3 (RGB); ignored for toy 2D data
     latent_dim: int = 100  # size of the generator's input noise vector
     num_classes: int = 0  # >0 makes G and D class-conditional (needs data.label_column)

@@ -2,7 +2,7 @@
 
 The phases call `generate`, `discriminate` (wrapped forwards that train), `penalty_discriminator`
 and `frozen_discriminator()` (the plain D for input gradients and for the G step); the rest of the
-package reads `generator_module`, `critic_module` (plain modules: sampling, EMA, export,
+package reads `generator_module`, `discriminator_module` (plain modules: sampling, EMA, export,
 checkpoints), and calls `optimizers`, `loss_scale()`, `update(name, loss, first, last)`,
 `accumulating(name, last)` (gradient accumulation: forward and backward of one micro-batch),
 `sync_buffers()`, `save_state(dir)`, `load_state(dir)`. `ddp.AccelerateBackend` (one process or
@@ -55,7 +55,7 @@ class Backend:
         raise NotImplementedError
 
     @property
-    def critic_module(self) -> nn.Module:
+    def discriminator_module(self) -> nn.Module:
         raise NotImplementedError
 
     # The phases (step.py) call these; which handle (wrapped or plain) serves which purpose is
@@ -72,18 +72,18 @@ class Backend:
     def penalty_discriminator(self) -> nn.Module:
         """The plain D, for the penalty's input gradients: no DDP/DeepSpeed hooks on that forward;
         its parameter gradients still join the D step's one backward."""
-        return self.critic_module
+        return self.discriminator_module
 
     @contextmanager
     def frozen_discriminator(self):
         """The plain D with its parameters frozen, for the G step: neither DDP nor DeepSpeed
         computes or all-reduces D's gradients there."""
-        critic = self.critic_module
-        critic.requires_grad_(False)
+        discriminator = self.discriminator_module
+        discriminator.requires_grad_(False)
         try:
-            yield critic
+            yield discriminator
         finally:
-            critic.requires_grad_(True)
+            discriminator.requires_grad_(True)
 
     def loss_scale(self) -> torch.Tensor | None:
         """fp16 loss scale for the penalty's AMP recipe; None without loss scaling."""
@@ -121,7 +121,7 @@ class Backend:
 
     def sync_buffers(self) -> None:
         """Average BatchNorm running stats over processes (neither DDP here nor ZeRO syncs them)."""
-        average_buffers([self.generator_module, self.critic_module])
+        average_buffers([self.generator_module, self.discriminator_module])
 
     def compile(self) -> None:
         """torch.compile the training forwards only: the plain modules stay uncompiled, so the

@@ -57,7 +57,7 @@ class AccelerateBackend(Backend):
         return self._plain["g"]
 
     @property
-    def critic_module(self) -> nn.Module:
+    def discriminator_module(self) -> nn.Module:
         return self._plain["d"]
 
     def loss_scale(self) -> torch.Tensor | None:

@@ -102,7 +102,7 @@ class DeepSpeedBackend(Backend):
         return self.engines["g"].module
 
     @property
-    def critic_module(self) -> nn.Module:
+    def discriminator_module(self) -> nn.Module:
         return self.engines["d"].module
 
     def loss_scale(self) -> torch.Tensor | None:

@@ -29,7 +29,7 @@ def build_generator(model: ModelConfig, shape: SampleShape) -> Generator:
 
 def build_discriminator(model: ModelConfig, shape: SampleShape) -> nn.Module:
     """D of family `model.arch` for samples of `shape`: one score per sample (per pack of samples)."""
-    critic = ARCHITECTURES.get(model.arch).build_discriminator(model, tuple(shape))
+    discriminator = ARCHITECTURES.get(model.arch).build_discriminator(model, tuple(shape))
     if spectral_norm_targets(model.spectral_norm)[1]:
-        apply_spectral_norm(critic)
-    return critic
+        apply_spectral_norm(discriminator)
+    return discriminator

@@ -1,7 +1,7 @@
 """One training iteration on a FIXED global batch, through distgan's real loop functions; dump weights.
 
 Every process slices the same global real batch, latent noise and penalty alphas by its rank and
-runs the D phase (`step.Phases.critic_step`) n_critic times and the G phase once, through the backend
+runs the D phase (`step.Phases.discriminator_step`) n_critic times and the G phase once, through the backend
 `build_backend` picks (DDP via accelerate, or DeepSpeed engines): the code path of training.
 With world size 1 this is the reference; with N processes (or nodes) the weights must match it.
 
@@ -181,7 +181,7 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
         latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
         alpha = torch.rand(cfg.data.batch_size, generator=rng)
         batch = Batch(real[rows].to(device), None)
-        phases.critic_step(
+        phases.discriminator_step(
             batch, latent=latent[rows].to(device), alpha=alpha[rows].to(device),
             augment_params=(augmentation(), augmentation()),
             regularize=phases.regularize_d(d_index * cfg.data.batch_size),
@@ -196,7 +196,7 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
     # Which network namespace ("node") this rank ran in: the 2-node test checks the placement.
     where = {"rank": str(rank), "world_size": str(world), "netns": str(os.stat("/proc/self/ns/net").st_ino)}
     where.update({f"comm_{k}": str(v) for k, v in comm.items()})
-    tensors = weights(backend.generator_module, backend.critic_module)
+    tensors = weights(backend.generator_module, backend.discriminator_module)
     if ema is not None:
         tensors.update(
             {f"ema.{k}": v.detach().float().cpu().clone() for k, v in ema.model.state_dict().items()}

@@ -31,7 +31,7 @@ captured: dict = {}
 def power_iteration_buffers(backend) -> dict[str, torch.Tensor]:
     return {
         f"{prefix}.{name}": buffer.detach().clone()
-        for prefix, module in (("g", backend.generator_module), ("d", backend.critic_module))
+        for prefix, module in (("g", backend.generator_module), ("d", backend.discriminator_module))
         for name, buffer in module.named_buffers()
         if name.endswith(("_u", "_v"))
     }
@@ -42,7 +42,7 @@ def instrument(backend) -> None:
     plant = os.environ.get("SN_PROBE_PLANT_DESYNC") and int(os.environ.get("RANK", "0")) == 1
     if plant:
         with torch.no_grad():
-            for name, buffer in backend.critic_module.named_buffers():
+            for name, buffer in backend.discriminator_module.named_buffers():
                 if name.endswith(("_u", "_v")):  # v drives torch's update: u = normalize(W v)
                     buffer.copy_(F.normalize(buffer + 0.5 * torch.randn_like(buffer), dim=0))
     original = backend.sync_buffers
@@ -69,7 +69,7 @@ def main() -> int:
     backend = captured["backend"]
     record["state"] = {
         f"{prefix}.{k}": v.detach().clone()
-        for prefix, module in (("g", backend.generator_module), ("d", backend.critic_module))
+        for prefix, module in (("g", backend.generator_module), ("d", backend.discriminator_module))
         for k, v in module.state_dict().items()
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,8 @@ def test_the_ddp_backend_builds_and_steps_without_importing_deepspeed(fresh_acce
     generator = build_generator(cfg.model, cfg.sample_shape)
     discriminator = build_discriminator(cfg.model, cfg.sample_shape)
     backend = build_backend(accelerator, cfg, generator, discriminator)
-    assert backend.generator_module is generator and backend.critic_module is discriminator
+    assert backend.generator_module is generator and backend.discriminator_module is discriminator
     labels = torch.arange(4) % 10
-    loss = backend.critic_module(torch.randn(4, 1, 28, 28), labels).mean()
+    loss = backend.discriminator_module(torch.randn(4, 1, 28, 28), labels).mean()
     backend.update("d", loss)
     assert "deepspeed" not in sys.modules

@@ -115,17 +115,17 @@ def test_fp16_overflow_step_is_skipped_by_both_optimizers(fresh_accelerate, tmp_
     scaler = backend.accelerator.scaler
     images = torch.rand(4, 1, 28, 28) * 2 - 1
 
-    d_before = snapshot(backend.critic_module)
+    d_before = snapshot(backend.discriminator_module)
     assert float(backend.loss_scale()) == 2.0**10  # the penalty gets the scaler's scale
     healthy = step.d_step(backend, cfg, Batch(images, None))
-    assert healthy["d_skipped_steps"] == 0 and not same(d_before, backend.critic_module)
+    assert healthy["d_skipped_steps"] == 0 and not same(d_before, backend.discriminator_module)
 
     # Overflow in D's step: an inf in the batch makes D's gradients non-finite.
     poisoned = images.clone()
     poisoned[0, 0, 0, 0] = float("inf")
-    d_before, scale = snapshot(backend.critic_module), scaler.get_scale()
+    d_before, scale = snapshot(backend.discriminator_module), scaler.get_scale()
     out = step.d_step(backend, cfg, Batch(poisoned, None))
-    assert out["d_skipped_steps"] == 1 and same(d_before, backend.critic_module)
+    assert out["d_skipped_steps"] == 1 and same(d_before, backend.discriminator_module)
     assert scaler.get_scale() == scale / 2
 
     # Overflow in G's step: an inf latent makes G's gradients non-finite.

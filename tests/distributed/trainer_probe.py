@@ -75,7 +75,7 @@ def instrument(backend) -> None:
         backend.sync_buffers = lambda: None
     for name, wrapped, module in (
         ("g", backend.generator, backend.generator_module),
-        ("d", backend.discriminator, backend.critic_module),
+        ("d", backend.discriminator, backend.discriminator_module),
     ):
         if isinstance(wrapped, torch.nn.parallel.DistributedDataParallel):
 
@@ -108,13 +108,13 @@ def main() -> int:
     def before_g_step(backend) -> None:
         phase["now"] = "g"
         d_grads_before[:] = [
-            None if p.grad is None else p.grad.clone() for p in backend.critic_module.parameters()
+            None if p.grad is None else p.grad.clone() for p in backend.discriminator_module.parameters()
         ]
 
     def after_g_step(backend) -> None:
         if os.environ.get("PROBE_SYNC_EVERY_STEP"):  # the reference: BatchNorm averaged every step
             backend.sync_buffers()
-        after = [p.grad for p in backend.critic_module.parameters()]
+        after = [p.grad for p in backend.discriminator_module.parameters()]
         record["d_grad_unchanged"].append(
             all(
                 (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
@@ -135,7 +135,7 @@ def main() -> int:
     backend = captured["backend"]
     record["state"] = {
         f"{prefix}.{k}": v.detach().float().cpu().clone()
-        for prefix, module in (("g", backend.generator_module), ("d", backend.critic_module))
+        for prefix, module in (("g", backend.generator_module), ("d", backend.discriminator_module))
         for k, v in module.state_dict().items()
     }
     record["comm_calls"] = {k: dict(v) for k, v in record["comm_calls"].items()}

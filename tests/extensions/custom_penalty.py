@@ -14,7 +14,7 @@ CALLS = {"term": 0}
 
 def drift(objective, inputs: PenaltyInputs) -> dict[str, torch.Tensor]:
     CALLS["term"] += 1
-    mean_square = inputs.critic(inputs.real, inputs.labels).float().pow(2).mean()
+    mean_square = inputs.discriminator(inputs.real, inputs.labels).float().pow(2).mean()
     return {"loss": EPSILON * mean_square, "drift": mean_square.detach()}
 
 
