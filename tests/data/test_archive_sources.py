@@ -1,13 +1,15 @@
-"""The zip and webdataset sources: per-process split, exact resume, bad members named in one line.
+"""The zip, webdataset and lmdb sources: per-process split, exact resume, bad members named in one line.
 
 Stand-in data: 200 of the embedded real MNIST digits (20 per class), written as a zip of
-class folders and as 4 WebDataset tar shards (`NNNN.png` + `NNNN.cls`), built in tmp.
+class folders, as 4 WebDataset tar shards (`NNNN.png` + `NNNN.cls`) and as an LMDB database
+(LSUN's layout: key -> encoded image, no labels), built in tmp.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -21,7 +23,8 @@ from PIL import Image
 from test_data_resume import resumed
 from test_data_sharding import assert_disjoint_and_complete
 
-from distgan.data import DataError, TrainStream, real_examples
+from distgan.data import DataError, TrainStream, lmdb_source, real_examples
+from distgan.data.prepare import prepare
 from distgan.data.sources import EMBEDDED_PATH
 
 NUM = 200
@@ -64,6 +67,16 @@ def pixel_key(png: bytes) -> str:
     return hashlib.sha1(np.asarray(Image.open(io.BytesIO(png))).tobytes()).hexdigest()
 
 
+def write_lmdb(folder: Path, rows, bad: int | None = None) -> Path:
+    lmdb = pytest.importorskip("lmdb", reason="the lsun extra: pip install 'distgan[lsun]'")
+    env = lmdb.open(str(folder), map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for i, (png, _) in enumerate(rows):
+            txn.put(f"{i:04d}".encode(), GARBAGE if i == bad else png)
+    env.close()
+    return folder
+
+
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory) -> dict[str, str]:
     out = tmp_path_factory.mktemp("archives")
@@ -71,12 +84,16 @@ def archives(tmp_path_factory) -> dict[str, str]:
     return {
         "zip": str(write_zip(out / "digits.zip", rows)),
         "webdataset": str(write_shards(out / "shards", rows)),
+        "lmdb": str(write_lmdb(out / "digits_lmdb", rows)),
     }
 
 
+LABEL_COLUMN = {"zip": "label", "webdataset": "cls", "lmdb": None}
+
+
 def source_cfg(source: str, path: str, *overrides: str):
-    label = "label" if source == "zip" else "cls"
-    return cfg_for(f"data.source={source}", f"data.path={path}", f"data.label_column={label}", *overrides)
+    label = [f"data.label_column={LABEL_COLUMN[source]}"] if LABEL_COLUMN[source] else []
+    return cfg_for(f"data.source={source}", f"data.path={path}", *label, *overrides)
 
 
 @pytest.mark.parametrize("source", ["zip", "webdataset"])
@@ -86,7 +103,7 @@ def test_labels_and_images_are_the_digits(source, archives):
     assert [want[key] for key in image_keys(got.images)] == got.labels.tolist()
 
 
-@pytest.mark.parametrize("source", ["zip", "webdataset"])
+@pytest.mark.parametrize("source", ["zip", "webdataset", "lmdb"])
 def test_two_processes_split_by_shards_disjoint_and_complete(source, archives):
     everything = set(image_keys(real_examples(source_cfg(source, archives[source]), NUM).images))
     assert len(everything) == NUM
@@ -105,7 +122,7 @@ def test_two_processes_split_by_shards_disjoint_and_complete(source, archives):
     assert_disjoint_and_complete(seen, everything)
 
 
-@pytest.mark.parametrize("source", ["zip", "webdataset"])
+@pytest.mark.parametrize("source", ["zip", "webdataset", "lmdb"])
 def test_resume_equals_uninterrupted(source, archives):
     # 100 examples per process, local batch 8: stop early and across the epoch boundary (12.5).
     cfg = source_cfg(source, archives[source], "data.batch_size=16", "data.shuffle_buffer=30")
@@ -122,13 +139,18 @@ def bad_archives(tmp_path_factory) -> dict[str, str]:
     return {
         "zip": str(write_zip(out / "bad.zip", rows, bad=7)),
         "webdataset": str(write_shards(out / "bad_shards", rows, bad=7)),
+        "lmdb": str(write_lmdb(out / "bad_lmdb", rows, bad=7)),
     }
 
 
-@pytest.mark.parametrize("source", ["zip", "webdataset"])
+@pytest.mark.parametrize("source", ["zip", "webdataset", "lmdb"])
 def test_a_corrupt_image_is_named_in_one_line_or_skipped(source, bad_archives):
     label = digits()[7][1]
-    member = f"bad.zip, member {label}/0007.png" if source == "zip" else "digits-000.tar, member 0007.png"
+    member = {
+        "zip": f"bad.zip, member {label}/0007.png",
+        "webdataset": "digits-000.tar, member 0007.png",
+        "lmdb": "bad_lmdb, key 0007",
+    }[source]
     cfg = source_cfg(source, bad_archives[source], "data.batch_size=4", "data.shuffle_buffer=0")
     with pytest.raises(DataError) as caught:
         take(TrainStream(cfg, 0, 1), 10)
@@ -163,3 +185,19 @@ def test_a_damaged_tar_is_named_before_training(tmp_path):
     shard.write_bytes(bytes(raw))
     with pytest.raises(DataError, match=r"digits-002.tar is damaged after member"):
         TrainStream(source_cfg("webdataset", str(folder), "data.batch_size=2"), 0, 1)
+
+
+def test_lmdb_without_its_package_names_the_extra(archives, monkeypatch):
+    monkeypatch.setitem(sys.modules, "lmdb", None)  # as if `pip install 'distgan[lsun]'` never ran
+    monkeypatch.setattr(lmdb_source, "_OPEN", {})
+    with pytest.raises(DataError, match=r"pip install 'distgan\[lsun\]'"):
+        TrainStream(source_cfg("lmdb", archives["lmdb"], "data.batch_size=2"), 0, 1)
+
+
+def test_prepare_reads_an_lmdb_database_into_shards(archives, tmp_path):
+    # LSUN's path: `distgan prepare data.source=lmdb ...`, then train from the prepared shards.
+    source = ["data.source=lmdb", f"data.path={archives['lmdb']}", "data.num_workers=0"]
+    meta = prepare(None, str(tmp_path / "prepared"), 2, source)
+    assert (meta["num_examples"], meta["num_shards"]) == (NUM, 2)
+    cfg = cfg_for("data.source=prepared", f"data.path={tmp_path / 'prepared'}")
+    assert set(image_keys(real_examples(cfg, NUM).images)) == {pixel_key(png) for png, _ in digits()}
