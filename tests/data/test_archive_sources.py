@@ -77,15 +77,27 @@ def write_lmdb(folder: Path, rows, bad: int | None = None) -> Path:
     return folder
 
 
+class Archives(dict):
+    """source -> path of the stand-in, written on first use (without lmdb only the lmdb tests skip)."""
+
+    def __init__(self, out: Path, rows, bad: int | None, prefix: str):
+        super().__init__()
+        self.out, self.rows, self.bad, self.prefix = out, rows, bad, prefix
+
+    def __missing__(self, source: str) -> str:
+        writers = {"zip": write_zip, "webdataset": write_shards, "lmdb": write_lmdb}
+        names = {
+            "zip": f"{self.prefix}.zip",
+            "webdataset": f"{self.prefix}_shards",
+            "lmdb": f"{self.prefix}_lmdb",
+        }
+        self[source] = str(writers[source](self.out / names[source], self.rows, bad=self.bad))
+        return self[source]
+
+
 @pytest.fixture(scope="module")
-def archives(tmp_path_factory) -> dict[str, str]:
-    out = tmp_path_factory.mktemp("archives")
-    rows = digits()
-    return {
-        "zip": str(write_zip(out / "digits.zip", rows)),
-        "webdataset": str(write_shards(out / "shards", rows)),
-        "lmdb": str(write_lmdb(out / "digits_lmdb", rows)),
-    }
+def archives(tmp_path_factory) -> Archives:
+    return Archives(tmp_path_factory.mktemp("archives"), digits(), None, "digits")
 
 
 LABEL_COLUMN = {"zip": "label", "webdataset": "cls", "lmdb": None}
@@ -133,14 +145,8 @@ def test_resume_equals_uninterrupted(source, archives):
 
 
 @pytest.fixture(scope="module")
-def bad_archives(tmp_path_factory) -> dict[str, str]:
-    out = tmp_path_factory.mktemp("bad_archives")
-    rows = digits()[:40]
-    return {
-        "zip": str(write_zip(out / "bad.zip", rows, bad=7)),
-        "webdataset": str(write_shards(out / "bad_shards", rows, bad=7)),
-        "lmdb": str(write_lmdb(out / "bad_lmdb", rows, bad=7)),
-    }
+def bad_archives(tmp_path_factory) -> Archives:
+    return Archives(tmp_path_factory.mktemp("bad_archives"), digits()[:40], 7, "bad")
 
 
 @pytest.mark.parametrize("source", ["zip", "webdataset", "lmdb"])
