@@ -200,10 +200,12 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     # where the examples come from (data.path says which): embedded (the 5,000 MNIST digits shipped
-    # inside) | hub | parquet | imagefolder | prepared | toy, or a registered source
+    # inside) | hub | parquet | imagefolder | zip | webdataset | lmdb | prepared | toy, or a registered source
     source: str = "embedded"
-    # hub: dataset id; parquet: file, glob or directory; imagefolder: directory;
-    # prepared: output of `distgan.data.prepare`; toy: ring8 | grid25; embedded: ignored
+    # hub: dataset id; parquet: file, glob or directory; imagefolder: directory; zip: a .zip of
+    # images; webdataset: .tar file, glob or directory; lmdb: database directory (LSUN);
+    # prepared: output of `distgan.data.prepare`;
+    # toy: ring8 | grid25; embedded: ignored
     path: str = ""
     name: Optional[str] = None  # hub dataset config name (e.g. a CelebA subset), if any
     split: str = "train"  # dataset split to train on
