@@ -26,3 +26,15 @@ def private_distgan_cache(tmp_path_factory):
     import os
 
     os.environ.setdefault("DISTGAN_CACHE", str(tmp_path_factory.mktemp("distgan_cache")))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: on a busy machine extra intra-op threads only spin (several times slower).
+    A module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -30,13 +30,7 @@ from distgan.models.stylegan2_layers import (
 TINY = dict(w_dim=32, mapping_layers=2, channel_base=256, channel_max=32)  # 32, 32, 16, 8 maps at 4..32 px
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread beats threads that wait on each other on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_generator(resolution=32, channels=3, num_classes=0, **options):

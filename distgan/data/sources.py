@@ -78,21 +78,26 @@ def offline_mode() -> bool:
     )
 
 
-def parquet_files(path: str, key: str = "data.path") -> list[str]:
-    """Resolve a parquet file, glob or directory to a sorted list of files (DataError if none)."""
+def files_at(path: str, suffix: str, what: str, key: str = "data.path") -> list[str]:
+    """A `suffix` file, a glob or a directory (searched recursively) as a sorted list of files;
+    DataError naming `key` if there are none."""
     p = Path(path).expanduser()
     if p.is_dir():
-        files = sorted(str(f) for f in p.rglob("*.parquet"))
+        files = sorted(str(f) for f in p.rglob(f"*{suffix}"))
     elif any(ch in path for ch in "*?["):
         files = sorted(glob.glob(os.path.expanduser(path), recursive=True))
     else:
         files = [str(p)] if p.is_file() else []
     if not files:
         raise DataError(
-            f"{key}: no parquet files at {path!r}; valid: a .parquet file, a glob such as "
-            f"'dir/*.parquet', or a directory containing .parquet files"
+            f"{key}: no {what} at {path!r}; valid: a {suffix} file, a glob such as "
+            f"'dir/*{suffix}', or a directory containing {suffix} files"
         )
     return files
+
+
+def parquet_files(path: str, key: str = "data.path") -> list[str]:
+    return files_at(path, ".parquet", "parquet files", key)
 
 
 def check_parquet_files(files: list[str]) -> int:

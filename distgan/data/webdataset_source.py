@@ -14,16 +14,15 @@ is a DataError naming the file and the last good member. A bad image is named by
 
 from __future__ import annotations
 
-import glob
 import os
 import tarfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import datasets
 
 from distgan.config import DataConfig
 from distgan.data.errors import DataError
-from distgan.data.sources import DataSource, Source
+from distgan.data.sources import DataSource, Source, files_at
 from distgan.registry import SOURCES
 
 TAR_END_SLACK = 20 * 512  # a tar ends with zero blocks padded to a 10 KiB record: at most this much
@@ -31,19 +30,7 @@ TAR_END_SLACK = 20 * 512  # a tar ends with zero blocks padded to a 10 KiB recor
 
 def tar_files(path: str) -> list[str]:
     """Resolve a .tar file, glob or directory to a sorted list of tar files (DataError if none)."""
-    p = Path(path).expanduser()
-    if p.is_dir():
-        files = sorted(str(f) for f in p.rglob("*.tar"))
-    elif any(ch in path for ch in "*?["):
-        files = sorted(glob.glob(os.path.expanduser(path), recursive=True))
-    else:
-        files = [str(p)] if p.is_file() else []
-    if not files:
-        raise DataError(
-            f"data.path: no tar shards at {path!r}; valid: a .tar file, a glob such as 'dir/*.tar', "
-            f"or a directory containing .tar files"
-        )
-    return files
+    return files_at(path, ".tar", "tar shards")
 
 
 def count_samples(file: str) -> int:

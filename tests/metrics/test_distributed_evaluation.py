@@ -1,7 +1,6 @@
 """Distributed evaluation equals single-process evaluation on the same samples."""
 
 import json
-import threading
 
 import metrics_eval_worker  # tests/metrics is on sys.path (pytest rootdir-relative import)
 import numpy as np
@@ -14,6 +13,7 @@ from distgan.metrics import evaluate_generator
 from distgan.metrics.evaluation import embed_shared
 from distgan.metrics.extractors import RawExtractor
 from tests.launching import accelerate_launch, run
+from tests.metrics.thread_world import run_ranks
 
 
 class FifteenModes(torch.nn.Module):
@@ -28,24 +28,6 @@ class FifteenModes(torch.nn.Module):
         return torch.from_numpy(points).float()
 
 
-class ThreadWorld:
-    """N ranks as threads of this process; gather = concatenate every rank's tensor in rank order."""
-
-    def __init__(self, world_size: int) -> None:
-        self.barrier = threading.Barrier(world_size, timeout=60)
-        self.slots: list = [None] * world_size
-
-    def gather_for(self, rank: int):
-        def gather(tensor: torch.Tensor) -> torch.Tensor:
-            self.slots[rank] = tensor
-            self.barrier.wait()
-            out = torch.cat(self.slots)
-            self.barrier.wait()  # nobody overwrites a slot before everyone has read it
-            return out
-
-        return gather
-
-
 def assert_same_results(got: dict, expected: dict, rel: float, abs_tol: float = 0.0) -> None:
     assert set(got) == set(expected)
     for key, value in expected.items():
@@ -56,24 +38,10 @@ def assert_same_results(got: dict, expected: dict, rel: float, abs_tol: float = 
 
 
 def run_world(world_size: int, **kwargs) -> dict:
-    world, results, errors = ThreadWorld(world_size), [None] * world_size, []
-
-    def rank_main(rank: int) -> None:
-        try:
-            results[rank] = evaluate_generator(
-                rank=rank, world_size=world_size, gather=world.gather_for(rank), **kwargs
-            )
-        except BaseException as err:  # surface the worker's error in the test
-            errors.append(err)
-            world.barrier.abort()
-
-    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world_size)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    results = run_ranks(
+        world_size,
+        lambda rank, size, gather: evaluate_generator(rank=rank, world_size=size, gather=gather, **kwargs),
+    )
     assert all(r == {} for r in results[1:])
     return results[0]
 
@@ -112,24 +80,12 @@ def test_two_processes_equal_one_process(tmp_path):
 @pytest.mark.parametrize("world_size, total", [(2, 700), (3, 1100), (4, 250), (5, 3)])
 def test_gathered_rows_are_every_sample_once_in_index_order(world_size, total):
     extractor = RawExtractor((1,))
-    world, outputs = ThreadWorld(world_size), [None] * world_size
-
-    def rank_main(rank: int) -> None:
-        outputs[rank] = embed_shared(
+    outputs = run_ranks(
+        world_size,
+        lambda rank, size, gather: embed_shared(
             lambda i, start, stop: torch.arange(start, stop, dtype=torch.float32)[:, None],
-            total,
-            extractor,
-            None,
-            rank,
-            world_size,
-            world.gather_for(rank),
-            torch.device("cpu"),
-        )[0]
-
-    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(world_size)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+            total, extractor, None, rank, size, gather, torch.device("cpu"),
+        )[0],
+    )  # fmt: skip
     for out in outputs:  # every rank holds the full, ordered result (gather is an all-gather)
         assert torch.equal(out[:, 0], torch.arange(total, dtype=torch.float32))

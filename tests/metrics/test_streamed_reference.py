@@ -4,7 +4,6 @@ a cache that is never trusted blindly, sample counts too small to mean anything 
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -16,6 +15,7 @@ from distgan.data import evaluation_stream, real_examples
 from distgan.data.sources import EMBEDDED_PATH
 from distgan.metrics import MetricsError, prepare_evaluation
 from distgan.metrics.moments import Moments
+from tests.metrics.thread_world import run_ranks
 
 ROWS = 130  # uneven over 2 ranks and over the 256-row batches' remainder
 
@@ -33,42 +33,6 @@ def config(path, *overrides):
         None, ["data.source=parquet", f"data.path={path}", "eval.extractor=raw", "eval.metrics=[fd,kid]",
                *overrides],
     )  # fmt: skip
-
-
-def run_ranks(world_size: int, fn):
-    """fn(rank, world_size, gather) on world_size threads; gather concatenates in rank order."""
-    barrier, slots, results, errors = (
-        threading.Barrier(world_size, timeout=60),
-        [None] * world_size,
-        [None] * world_size,
-        [],
-    )
-
-    def gather_for(rank):
-        def gather(tensor):
-            slots[rank] = tensor
-            barrier.wait()
-            out = torch.cat(slots)
-            barrier.wait()
-            return out
-
-        return gather
-
-    def main(rank):
-        try:
-            results[rank] = fn(rank, world_size, gather_for(rank))
-        except BaseException as err:
-            errors.append(err)
-            barrier.abort()
-
-    threads = [threading.Thread(target=main, args=(r,)) for r in range(world_size)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 def test_running_moments_equal_one_pass_statistics_to_float64_rounding():
