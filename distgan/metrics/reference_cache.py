@@ -66,7 +66,7 @@ def reference_key(
     """Everything the real features depend on (count None: the whole split). Local paths are absolute."""
     data = cfg.data
     path = data.path
-    if data.source in ("parquet", "imagefolder", "prepared") and path:
+    if data.source not in ("hub", "embedded", "toy") and path:  # a local file or folder (any local source)
         path = str(Path(path).expanduser().resolve())
     return {
         "format": FORMAT_VERSION,
