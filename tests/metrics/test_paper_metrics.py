@@ -222,7 +222,7 @@ def test_a_download_whose_hash_does_not_match_is_refused_and_removed(tmp_path, m
 
 @pytest.mark.slow  # multi-second
 def test_evaluations_during_training_reuse_the_cached_reference(tmp_path, fresh_accelerate, monkeypatch):
-    from distgan import trainer
+    from distgan import trainer, upkeep
 
     def cfg(name):
         return load_config(
@@ -243,7 +243,7 @@ def test_evaluations_during_training_reuse_the_cached_reference(tmp_path, fresh_
 
         return stream
 
-    monkeypatch.setattr(trainer, "evaluation_stream", no_data)
+    monkeypatch.setattr(upkeep, "evaluation_stream", no_data)  # where the loop reads the real side
     assert trainer.train(cfg("second")) == 0
     second = json.loads((tmp_path / "second" / "eval.jsonl").read_text())
     assert second["eval/reference"] == first["eval/reference"]
