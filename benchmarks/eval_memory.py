@@ -130,7 +130,7 @@ def time_fid_path(network: Path, samples: int) -> dict:
     from distgan.models import build_generator
 
     cfg = config(Path("unused"), network, 32)
-    generator = build_generator(cfg).eval()
+    generator = build_generator(cfg.model, cfg.sample_shape).eval()
     extractor = build_extractor("inception", cfg.sample_shape, "cpu", str(network))
     moments, times = Moments(2048), {"generation": 0.0, "embedding": 0.0, "statistics": 0.0}
     with torch.no_grad():

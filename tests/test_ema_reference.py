@@ -86,7 +86,7 @@ def test_the_loops_ema_images_average_uses_images_before_each_step(tmp_path, fre
     )
     assert train(cfg, resume="never") == 0
     torch.manual_seed(cfg.train.seed)  # the EMA starts as G at step 0 (the trainer's init rule)
-    generator = build_generator(cfg)
+    generator = build_generator(cfg.model, cfg.sample_shape)
     expected = {k: v.detach().double() for k, v in generator.named_parameters()}
     images = n_critic * batch
     for step in (1, 2, 3):
@@ -96,7 +96,7 @@ def test_the_loops_ema_images_average_uses_images_before_each_step(tmp_path, fre
             k: beta * expected[k] + (1 - beta) * v.detach().double() for k, v in generator.named_parameters()
         }
     assert 0 < stylegan2_beta(2 * images, images, half_life, rampup) < 1  # the average is a real mix
-    ema = build_generator(cfg)
+    ema = build_generator(cfg.model, cfg.sample_shape)
     load_weights(ema, run / "checkpoints" / "step_0000003" / "generator_ema.safetensors")
     for key, value in ema.named_parameters():
         assert torch.allclose(value.double(), expected[key], atol=1e-6), key

@@ -46,7 +46,7 @@ def time_fid(
     """Seconds per part; fd_dims < 2048 takes the Fréchet distance of the first dims only (a dry run:
     the 2048-d eigendecompositions take a minute on a busy CPU and prove nothing about plumbing)."""
     cfg = load_config(config, [])
-    generator = build_generator(cfg).to(device).eval()
+    generator = build_generator(cfg.model, cfg.sample_shape).to(device).eval()
     with tempfile.TemporaryDirectory() as tmp:
         weights = inception_weights
         if weights is None:
