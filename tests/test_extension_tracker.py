@@ -3,6 +3,7 @@ name, is listed by --help-config, and receives a real training run's scalars, pi
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -11,14 +12,20 @@ from distgan.config import ConfigError, load_config
 from distgan.config.describe import help_text
 from distgan.registry import TRACKERS
 from distgan.trainer import train
-from tests.extensions import custom_tracker
 
 TOY = ["model.g_width=8", "model.d_width=8", "data.batch_size=16", "data.toy_samples=64", "log.every=1"]
 TOY += ["log.num_samples=16", "model.latent_components=4"]
 
 
 @pytest.fixture
-def in_memory_tracker():
+def custom_tracker():
+    """The user's one file, imported here and not at collection: its entry must not be registered
+    while other modules' tests (the generated config reference, --help-config) run."""
+    return importlib.import_module("tests.extensions.custom_tracker")
+
+
+@pytest.fixture
+def in_memory_tracker(custom_tracker):
     TRACKERS.register(custom_tracker.NAME, custom_tracker.InMemorySink)  # again after an earlier teardown
     custom_tracker.InMemorySink.built.clear()
     yield custom_tracker.InMemorySink
@@ -26,7 +33,7 @@ def in_memory_tracker():
     custom_tracker.InMemorySink.built.clear()
 
 
-def test_the_config_allows_exactly_the_registered_trackers(in_memory_tracker):
+def test_the_config_allows_exactly_the_registered_trackers(in_memory_tracker, custom_tracker):
     for name in TRACKERS.names():
         assert load_config(None, [f"log.trackers=[{name}]"]).log.trackers == [name]
     (line,) = [line for line in help_text().splitlines() if line.startswith("  log.trackers  ")]
@@ -41,7 +48,7 @@ def test_the_config_allows_exactly_the_registered_trackers(in_memory_tracker):
 
 
 def test_a_registered_tracker_receives_the_step_scalars_and_the_close(
-    tmp_path, fresh_accelerate, in_memory_tracker
+    tmp_path, fresh_accelerate, in_memory_tracker, custom_tracker
 ):
     cfg = load_config(
         "configs/toy_ring.yaml",
