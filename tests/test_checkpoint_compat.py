@@ -55,3 +55,54 @@ def test_a_checkpoint_holds_g_and_d_weights_once(tmp_path):
     checkpoint = tmp_path / "checkpoints" / "step_0000001"
     assert {"generator.safetensors", "discriminator.safetensors"} <= {p.name for p in checkpoint.iterdir()}
     assert [p.name for p in (checkpoint / "state").iterdir() if "model" in p.name] == []
+
+
+class _TwoRankAccelerator:
+    """Rank 0 of 2 as the Checkpointer sees it (barriers are no-ops: one process plays the rank)."""
+
+    num_processes, process_index, is_main_process = 2, 0, True
+
+    def wait_for_everyone(self):
+        pass
+
+    def print(self, *args):
+        pass
+
+
+class _PlainBackend:
+    writes_weights = False
+
+    def __init__(self, generator, discriminator):
+        self.generator_module, self.discriminator_module = generator, discriminator
+
+    def save_state(self, directory):
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def load_state(self, directory):
+        pass
+
+
+def test_a_resume_gives_each_rank_its_own_batchnorm_stats_not_the_saved_average(tmp_path):
+    from distgan.checkpoint import Checkpointer, CheckpointParts
+
+    def networks():
+        torch.manual_seed(0)
+        return torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 1)
+
+    generator, discriminator = networks()
+    own = {"g.running_mean": torch.tensor([1.0, 2.0, 3.0])}  # this rank's stats ...
+    generator.running_mean.copy_(torch.tensor([5.0, 5.0, 5.0]))  # ... while G holds the ranks' average
+    parts = CheckpointParts(
+        _PlainBackend(generator, discriminator), shared=[], per_rank={},
+        weights={"generator": generator, "discriminator": discriminator},
+        restored_weights=("generator", "discriminator"), facts={"step": 1},
+    )  # fmt: skip
+    saved = Checkpointer(tmp_path, _TwoRankAccelerator(), parts, keep_last=2).save(1, own)
+
+    generator, discriminator = networks()  # a fresh process
+    parts.backend, parts.weights = (
+        _PlainBackend(generator, discriminator),
+        {"generator": generator, "discriminator": discriminator},
+    )
+    Checkpointer(tmp_path, _TwoRankAccelerator(), parts, keep_last=2).restore(saved)
+    assert torch.equal(generator.running_mean, own["g.running_mean"])  # its own, not the average

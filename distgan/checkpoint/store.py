@@ -115,12 +115,14 @@ class Checkpointer:
     def restore(self, checkpoint_dir: Path) -> dict[str, Any]:
         """Restore every registered part on every rank; return meta.json."""
         meta, rank_state = self._read(checkpoint_dir)
+        # The weights files hold the BatchNorm stats averaged over ranks (saved while averaged):
+        # load them first, then give each rank its own stats back.
+        for name in self.parts.restored_weights:
+            load_weights(self.parts.weights[name], checkpoint_dir / f"{name}.safetensors")
         for name, part in self.parts.per_rank.items():
             if name in rank_state:  # absent in checkpoints written without it: the part starts afresh
                 part.load_state_dict(rank_state[name])
         self._restore_rank_buffers(rank_state.get("buffers", {}))
-        for name in self.parts.restored_weights:
-            load_weights(self.parts.weights[name], checkpoint_dir / f"{name}.safetensors")
         for part in self.parts.shared:
             part.load_state_dict(meta)
         self.accelerator.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
