@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from distgan.config import EVAL_EXTRACTORS, ConfigError, ExperimentConfig
 from distgan.data import evaluation_stream, toy_modes
 from distgan.distributed import check_world
 from distgan.errors import UserError, report
+from distgan.files import write_atomic
 from distgan.generation import generator_files, load_generator
 from distgan.hub import is_export_dir, is_repo_id
 from distgan.metrics import (
@@ -80,9 +80,7 @@ def _out_path(args: argparse.Namespace, checkpoint: Path | None, folder: Path | 
 def _write_json(path: Path, results: dict) -> None:
     """Through a temporary name: never half a file, never through a link planted at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(results, indent=2) + "\n")
 
 
 def format_table(results: dict[str, Any]) -> str:

@@ -6,12 +6,13 @@ Read with `np.load(allow_pickle=False)`: a file that holds pickled objects is re
 
 from __future__ import annotations
 
-import os
+import io
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from distgan.files import write_atomic
 from distgan.metrics.errors import MetricsError
 
 
@@ -23,9 +24,9 @@ def save_stats(path: str | Path, mean: np.ndarray, cov: np.ndarray) -> Path:
     if path.suffix != ".npz":
         raise MetricsError(f"--export-stats: {path} must end in .npz")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.stem}.{os.getpid()}.npz")
-    np.savez(tmp, mu=np.asarray(mean, np.float64), sigma=np.asarray(cov, np.float64))
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez(buffer, mu=np.asarray(mean, np.float64), sigma=np.asarray(cov, np.float64))
+    write_atomic(path, buffer.getvalue())
     return path
 
 
