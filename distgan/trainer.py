@@ -101,6 +101,7 @@ class Training:
     ema: GeneratorEMA | None
     checkpointer: Checkpointer
     state: TrainState
+    device: torch.device  # where batches go
 
     def resume(self, checkpoint: Path | None, rank: int) -> TrainState:
         """The checkpoint's state on every rank (RNG too), or step 0 with per-rank noise."""
@@ -118,7 +119,7 @@ class Training:
 
     def discriminator_phase(self, state: TrainState, stream, stop: StopRequest, guard: NonFiniteGuard, hooks):
         """The iteration's D steps (from state.critic_steps on); None if a signal stopped it."""
-        n_critic, device = self.cfg.train.n_critic_at(state.step), self.augment.tally.device
+        n_critic, device = self.cfg.train.n_critic_at(state.step), self.device
         while state.critic_steps < n_critic:
             batch = next(stream).to(device)
             hooks.before_d_step(self.backend, batch)
@@ -175,7 +176,7 @@ def assemble(cfg: ExperimentConfig, accelerator, world: World, stream: TrainStre
     )
     checkpointer = Checkpointer(cfg.train.out_dir, accelerator, parts, cfg.checkpoint.keep_last)
     phases = Phases(backend, PhaseSettings.of(cfg), augment)
-    return Training(cfg, backend, phases, augment, ema, checkpointer, state)
+    return Training(cfg, backend, phases, augment, ema, checkpointer, state, world.device)
 
 
 def train(
