@@ -1,13 +1,16 @@
 """Every bad input ends as ONE line `error: ...` and exit 2 through the real CLI, before any compute.
 
-Each row runs `python -m distgan.train --config ... KEY=VALUE` in a subprocess (all rows at once, in
-a small pool, so the file takes seconds of wall time) and asserts the exit code, that stderr is one
-line starting with "error: " that names the key or file, no traceback, and for the train.out_dir
-rows that nothing on disk was created or changed. The warnings rows assert one warning, once.
+Each error row runs what `python -m distgan.train --config ... KEY=VALUE` runs: `main(ARGV)`, many
+rows in one interpreter (tests/reliability/cli_batch.py: the torch import is paid once per batch,
+not per row), and asserts the exit code, that stderr is one line starting with "error: " that names
+the key or file, no traceback, and for the train.out_dir rows that nothing on disk was created or
+changed. Each warning row is its own `python -m distgan.train` process: Python prints a warning
+once per process, and the test asserts exactly that.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,17 +119,46 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 
 
-def _run(name: str, args: tuple[str, ...], subs: dict[str, str], runs: Path) -> subprocess.CompletedProcess:
+def _argv(name: str, args: tuple[str, ...], subs: dict[str, str], runs: Path) -> list[str]:
     argv = [a.format(**subs) for a in args]
     if not any(a.startswith("train.out_dir=") for a in argv):  # rows run at once: one directory each
         argv.append(f"train.out_dir={runs / name.replace(' ', '_')}")
-    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", HF_HUB_OFFLINE="1",
-               PYTHONPATH=str(REPO))  # fmt: skip
+    return argv
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="disabled", HF_HUB_OFFLINE="1",
+                PYTHONPATH=str(REPO))  # fmt: skip
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    """One `python -m distgan.train ARGV` process."""
     command = [sys.executable, "-m", "distgan.train", *argv]
     try:
-        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired as err:  # an accepted bad input may train on: fail this row only
         return subprocess.CompletedProcess(command, -9, err.stdout or "", f"timed out\n{err.stderr or ''}")
+
+
+def _run_batch(argvs: list[list[str]], where: Path) -> list[subprocess.CompletedProcess]:
+    """Many `python -m distgan.train ARGV` rows in one interpreter (cli_batch.py)."""
+    where.mkdir(parents=True)
+    (where / "cases.json").write_text(json.dumps([{"module": "distgan.train", "argv": a} for a in argvs]))
+    command = [sys.executable, str(REPO / "tests/reliability/cli_batch.py"), str(where / "cases.json")]
+    batch = subprocess.run(
+        [*command, str(where / "results.json")],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert batch.returncode == 0, batch.stderr[-3000:]
+    results = json.loads((where / "results.json").read_text())
+    return [
+        subprocess.CompletedProcess(a, r["code"], r["stdout"], r["stderr"])
+        for a, r in zip(argvs, results, strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +171,13 @@ def results(tmp_path_factory):
     readonly = _readonly_dir(tmp)
     subs = {"files": str(files), "readonly": str(readonly)}
     before = _snapshot(tmp)
-    rows = [(c.name, c.args) for c in CASES] + [(w.name, w.args) for w in WARNINGS]
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        runs = pool.map(lambda row: _run(*row, subs, tmp / "runs"), rows)
-        done = dict(zip([name for name, _ in rows], runs, strict=True))
+    errors = [_argv(c.name, c.args, subs, tmp / "runs") for c in CASES]
+    halves = [errors[: len(errors) // 2], errors[len(errors) // 2 :]]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        batches = [pool.submit(_run_batch, half, tmp / f"batch_{i}") for i, half in enumerate(halves)]
+        warned = [pool.submit(_run, _argv(w.name, w.args, subs, tmp / "runs")) for w in WARNINGS]
+        runs = [*batches[0].result(), *batches[1].result(), *(w.result() for w in warned)]
+    done = dict(zip([c.name for c in CASES] + [w.name for w in WARNINGS], runs, strict=True))
     return done, before, _snapshot(tmp), tmp
 
 
