@@ -38,3 +38,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Under `pytest -n N --dist loadgroup` a test file runs on one worker (its module fixtures
+    are built once), and tests/slurm/ runs on one worker: its files share one local cluster."""
+    for item in items:
+        group = "slurm" if "slurm" in item.path.parent.parts else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))

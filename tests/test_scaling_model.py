@@ -48,7 +48,7 @@ def test_compression_wire_bytes():
     assert wire_bytes([conv], "bf16") == (2.0 * 512 * 4096, 1)
     assert wire_bytes([conv], "powersgd") == (4.0 * (512 + 4096), 3)
     assert wire_bytes([(512,)], "powersgd") == (4.0 * 512, 3)  # vectors go uncompressed
-    assert wire_bytes([(2, 2)], "powersgd") == (16.0, 3)  # rank-1 of 2x2 would not halve it
+    assert wire_bytes([(3, 3)], "powersgd") == (36.0, 3)  # rank 1 of 3x3 (6 values) would not halve 9
 
 
 def test_allreduce_cost_terms():
