@@ -106,6 +106,10 @@ def test_a_run_seeded_from_an_export_draws_its_samples_bitwise_at_step_0(source,
         "source": str(export), "kind": "export", "checkpoint": None, "step": None, "revision": None
     }  # fmt: skip
     assert record["step"] == 1 and record["images_seen"] == 16  # step 0, no images: counted from here
+    # A requeued run resumes its own checkpoint, not the source, and keeps the record.
+    assert run(tmp_path / "run", f"train.init_from={export}", "train.steps=2", "checkpoint.every=0") == 0
+    assert meta(tmp_path / "run", 2)["init_from"] == record["init_from"]
+    assert "exported generator" not in capsys.readouterr().out
 
 
 def test_a_run_seeded_from_a_run_directory_starts_with_its_g_d_and_ema(source, tmp_path):
