@@ -123,11 +123,18 @@ def check_source(
         found = _shapes(path)
         expected = {key: list(t.shape) for key, t in network.state_dict().items()}
         for key in [*expected, *sorted(found.keys() - expected.keys())]:  # in the network's order
-            there, here = found.get(key, "absent"), expected.get(key, "absent")
+            there, here = found.get(key), expected.get(key)
             if there != here:
+                name_key = key if len(key) <= 80 else brief(key, 80)
+                have = f"has shape {there} in {path}" if there is not None else f"is missing from {path}"
+                want = (
+                    f"this run's network expects {here}"
+                    if here is not None
+                    else "this run's network has none"
+                )
                 raise TransferError(
-                    f"{KEY}: {name} tensor {key if len(key) <= 80 else brief(key, 80)} has shape {there} in {path}, this run's "
-                    f"network expects {here}{hint}; valid: a source with this run's model settings"
+                    f"{KEY}: {name} tensor {name_key} {have}, {want}{hint}; "
+                    "valid: a source with this run's model settings"
                 )
 
 
