@@ -96,6 +96,21 @@ def ema_schedule(train) -> str:
     return f"decay {train.ema_decay:g} per step"
 
 
+def init_description(record: dict[str, Any] | None) -> str:
+    """Where the weights began (meta.json's `init_from`, written by train.init_from), or ''."""
+    if not record:
+        return ""
+    known = [f"step {record['step']:,}" if record.get("step") is not None else ""]
+    known.append(f"revision {record['revision'][:12]}" if record.get("revision") else "")
+    detail = ", ".join(k for k in known if k)
+    return f"`{record['source']}`" + (f" ({detail})" if detail else "")
+
+
+def _began(meta: dict[str, Any]) -> str:
+    began = init_description(meta.get("init_from"))
+    return f", initialised from {began}" if began else ""
+
+
 def render(
     cfg: ExperimentConfig,
     meta: dict[str, Any],
@@ -134,6 +149,7 @@ def render(
         ("learning rates (D, G)", f"{cfg.optim.d.lr:g}, {cfg.optim.g.lr:g}"),
         ("processes", meta.get("world_size", 1)),
         ("backend", meta.get("backend", cfg.distributed.backend)),
+        ("initialised from", init_description(meta.get("init_from")) or "scratch (random weights)"),
         ("seed", train.seed),
         ("config hash", f"`{meta.get('config_hash', cfg.hash())}`"),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "unknown"),
@@ -147,7 +163,7 @@ def render(
 # distgan generator: `{model.arch}` on {_data_description(cfg)}
 
 A {"class-conditional " if conditional else ""}`{model.arch}` generator trained with
-distgan for {step:,} generator steps ({images_seen:,} real images seen).
+distgan for {step:,} generator steps ({images_seen:,} real images seen){_began(meta)}.
 The weights are {ema}.
 
 ## Samples

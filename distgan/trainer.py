@@ -41,6 +41,7 @@ from distgan.run_directory import open_run
 from distgan.step import Phases, PhaseSettings, warn_batchnorm_accumulation
 from distgan.tracking import log_with, logging_dir
 from distgan.train_state import TrainState, noise_seed
+from distgan.transfer import freeze_discriminator_blocks, plan_seed
 from distgan.upkeep import Outcome, Upkeep, start_tracking
 
 __all__ = ["PREEMPTED_EXIT_CODE", "TrainHooks", "train"]
@@ -145,16 +146,30 @@ class Training:
         return images
 
 
-def assemble(cfg: ExperimentConfig, accelerator, world: World, stream: TrainStream, hooks, verbose: bool):
-    """Networks (the same init on every rank), distributed; phases; what checkpoints hold."""
+def assemble(
+    cfg: ExperimentConfig,
+    accelerator,
+    world: World,
+    stream: TrainStream,
+    hooks,
+    verbose: bool,
+    resume_from=None,
+):
+    """Networks (the same init on every rank, or train.init_from's weights), distributed; phases;
+    what checkpoints hold."""
     torch.manual_seed(cfg.train.seed)
     generator = build_generator(cfg.model, cfg.sample_shape)
-    backend = build_backend(accelerator, cfg, generator, build_discriminator(cfg.model, cfg.sample_shape))
+    discriminator = build_discriminator(cfg.model, cfg.sample_shape)
+    seed = plan_seed(cfg.train, resume_from)  # a resume keeps its own weights
+    seed.load(generator, discriminator, cfg.model, cfg.sample_shape, accelerator.print)
+    freeze_discriminator_blocks(discriminator, cfg.model.arch, cfg.train.freeze_d)  # before the wrap
+    backend = build_backend(accelerator, cfg, generator, discriminator)
     hooks.on_backend(backend)
     warn_batchnorm_accumulation(cfg.train.grad_accum, backend, cfg.local_batch(world.size), accelerator.print)
     if verbose:
         accelerator.print(describe_models(backend))
     ema = GeneratorEMA.of(cfg.train, backend.generator_module)
+    seed.load_ema(ema.model if ema is not None else None)
     augment = AugmentPipe(cfg.augment, cfg.data.resolution, cfg.data.batch_size, world.device)
     weights = {
         run_layout.GENERATOR: backend.generator_module,
@@ -171,7 +186,7 @@ def assemble(cfg: ExperimentConfig, accelerator, world: World, stream: TrainStre
         restored_weights=tuple(
             n for n in weights if n == run_layout.GENERATOR_EMA or not backend.writes_weights
         ),
-        facts=run_facts(cfg, world),
+        facts=run_facts(cfg, world) | {"init_from": seed.record},
         texts={run_layout.CONFIG: yaml.safe_dump(cfg.to_dict(), sort_keys=False)},
     )
     checkpointer = Checkpointer(cfg.train.out_dir, accelerator, parts, cfg.checkpoint.keep_last)
@@ -209,7 +224,7 @@ def train(
     accelerator.print(stream.describe())
 
     # Construct networks, phases and checkpointed parts; resume, or start fresh.
-    run = assemble(cfg, accelerator, world, stream, hooks, verbose)
+    run = assemble(cfg, accelerator, world, stream, hooks, verbose, resume_from)
     state = run.resume(resume_from, world.rank)
     tracker = start_tracking(cfg, run_dir, world, accelerator, state.step if resume_from else None)
     upkeep = Upkeep(

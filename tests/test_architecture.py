@@ -145,7 +145,7 @@ LAYERS = {
     3: ["distributed", "checkpoint", "tracking", "data", "metrics", "models", "objectives", "augment", "ema",
         "grids", "host_memory", "train_state", "hub", "model_card", "sampling"],
     4: ["step", "faults", "run_directory", "generation", "memory_check"],
-    5: ["upkeep"],
+    5: ["upkeep", "transfer"],
     6: ["trainer"],
     7: ["train", "sample", "evaluate", "export", "bench"],
     8: ["cli"],

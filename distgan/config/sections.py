@@ -363,6 +363,10 @@ class TrainConfig:
     ema_images: float = 0.0
     ema_rampup: float = 0.05  # with ema_images: half-life <= this x images seen so far (StyleGAN2), 0 = off
     grad_accum: int = 1  # micro-batches per D and per G step (one all-reduce per update), >= 1
+    # seed a fresh run's G, D and EMA weights: run dir, checkpoint dir, export folder or Hub id owner/name
+    init_from: Optional[str] = None
+    # FreezeD: first K D blocks (nearest the image) keep their weights; 0 = off; fine with DDP, ZeRO, penalties
+    freeze_d: int = 0
 
     def validate(self, prefix: str = "train") -> None:
         _require(self.steps >= 1, f"{prefix}.steps", f"must be >= 1, got {self.steps}")
@@ -403,6 +407,13 @@ class TrainConfig:
         )
         _require(self.ema_rampup >= 0, f"{prefix}.ema_rampup", f"must be >= 0, got {self.ema_rampup}")
         _require(self.grad_accum >= 1, f"{prefix}.grad_accum", f"must be >= 1, got {self.grad_accum}")
+        _require(
+            self.init_from is None or bool(self.init_from.strip()),
+            f"{prefix}.init_from",
+            "must be a run directory, a checkpoint directory, an exported folder or a Hub id owner/name "
+            "(null = train from scratch), got an empty string",
+        )
+        _require(self.freeze_d >= 0, f"{prefix}.freeze_d", f"must be >= 0 (0 = off), got {self.freeze_d}")
 
     @property
     def ema_enabled(self) -> bool:

@@ -22,10 +22,11 @@ from distgan.distributed.collectives import average_buffers
 
 
 def build_optimizer(params, settings: AdamConfig, implementation: str) -> torch.optim.Optimizer:
-    """AdamW with the configured kernel (foreach / fused / plain for loops / torch's default)."""
+    """AdamW with the configured kernel (foreach / fused / plain for loops / torch's default), over
+    the parameters that train (train.freeze_d's frozen blocks are left out)."""
     kernel = {"foreach": {"foreach": True}, "fused": {"fused": True}, "plain": {"foreach": False}}
     return torch.optim.AdamW(
-        params,
+        [p for p in params if p.requires_grad],
         lr=settings.lr,
         betas=(settings.beta1, settings.beta2),
         weight_decay=settings.weight_decay,
@@ -77,13 +78,15 @@ class Backend:
     @contextmanager
     def frozen_discriminator(self):
         """The plain D with its parameters frozen, for the G step: neither DDP nor DeepSpeed
-        computes or all-reduces D's gradients there."""
+        computes or all-reduces D's gradients there. Blocks frozen for good (train.freeze_d) stay frozen."""
         discriminator = self.discriminator_module
+        trainable = [p for p in discriminator.parameters() if p.requires_grad]
         discriminator.requires_grad_(False)
         try:
             yield discriminator
         finally:
-            discriminator.requires_grad_(True)
+            for parameter in trainable:
+                parameter.requires_grad_(True)
 
     def loss_scale(self) -> torch.Tensor | None:
         """fp16 loss scale for the penalty's AMP recipe; None without loss scaling."""

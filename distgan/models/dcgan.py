@@ -17,7 +17,7 @@ from torch import nn
 
 from distgan.config import ModelConfig
 from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan, require_labels
-from distgan.models.family import Architecture, SampleShape, image_side
+from distgan.models.family import Architecture, SampleShape, image_side, layer_groups
 from distgan.registry import ARCHITECTURES
 
 # resolution -> (side of the first feature map, number of 2x up/down-sampling convs)
@@ -137,6 +137,11 @@ def build_discriminator(model: ModelConfig, shape: SampleShape) -> DCGANDiscrimi
     )
 
 
+def discriminator_blocks(discriminator: DCGANDiscriminator) -> list[nn.Module]:
+    """Each stride-2 conv with its norm, from the image on (the class maps and the head are not blocks)."""
+    return layer_groups(discriminator.features, (nn.Conv2d,))
+
+
 ARCHITECTURES.register(
     "dcgan",
     Architecture(
@@ -145,5 +150,6 @@ ARCHITECTURES.register(
         options=frozenset({"d_norm", "d_dropout"}),
         conditionings=("concat", "projection"),
         check_shape=check_shape,
+        discriminator_blocks=discriminator_blocks,
     ),
 )

@@ -2,7 +2,8 @@
 
 A family file ends with `ARCHITECTURES.register(name, Architecture(...))`. Each builder receives
 the model section and the shape of one sample ((2,) for toy points, (C, H, W) for images), never
-the whole experiment. `check` is what the config asks of the family when it is validated: keys
+the whole experiment. `discriminator_blocks` lists D's blocks from the image input inwards (what
+`train.freeze_d` freezes first). `check` is what the config asks of the family when it is validated: keys
 only some families read must keep their default elsewhere (a set value is refused, never
 ignored), a conditional model must use a conditioning the family has, and the sample shape must
 be one the family can make. Imports torch and the model section only.
@@ -36,6 +37,23 @@ def any_shape(model: ModelConfig, shape: SampleShape) -> None:
     """The shape check of a family that makes samples of any shape (a flat output reshaped)."""
 
 
+def no_blocks(discriminator: nn.Module) -> list[nn.Module]:
+    """A family that names no blocks of its D: `train.freeze_d` then has nothing to freeze."""
+    return []
+
+
+def layer_groups(layers: nn.Sequential, starts: tuple[type, ...]) -> list[nn.Module]:
+    """`layers` cut into blocks, each from one layer of a `starts` type up to the next: views that
+    share the layers' parameters (the state_dict keys stay those of `layers`)."""
+    blocks: list[nn.ModuleList] = []
+    for layer in layers:
+        if isinstance(layer, starts):
+            blocks.append(nn.ModuleList())
+        if blocks:
+            blocks[-1].append(layer)
+    return list(blocks)
+
+
 def image_side(arch: str, shape: SampleShape, resolutions: tuple[int, ...]) -> int:
     """The side of the square images of `shape`; ConfigError unless the family `arch` makes them."""
     if len(shape) != 3:
@@ -59,6 +77,8 @@ class Architecture:
     options: frozenset[str] = frozenset()  # keys of FAMILY_OPTIONS this family reads
     conditionings: tuple[str, ...] = ("concat",)  # model.conditioning values of a conditional model
     check_shape: Callable[[ModelConfig, SampleShape], None] = any_shape  # ConfigError if it cannot
+    # D's blocks from the image input inwards, not its head (train.freeze_d freezes the first K)
+    discriminator_blocks: Callable[[nn.Module], list[nn.Module]] = no_blocks
 
     def check(self, model: ModelConfig, shape: SampleShape) -> None:
         """Raise ConfigError naming the key when `model` asks this family for what it does not have."""

@@ -13,7 +13,7 @@ from torch import nn
 
 from distgan.config import ModelConfig
 from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan
-from distgan.models.family import Architecture, SampleShape
+from distgan.models.family import Architecture, SampleShape, layer_groups
 from distgan.models.latent_mixture import MixtureLatent
 from distgan.registry import ARCHITECTURES
 
@@ -121,6 +121,11 @@ def build_discriminator(model: ModelConfig, shape: SampleShape) -> MLPDiscrimina
     )
 
 
+def discriminator_blocks(discriminator: MLPDiscriminator) -> list[nn.Module]:
+    """Each hidden layer with its norm, from the input on; the last Linear is the head."""
+    return layer_groups(discriminator.net, (nn.Linear,))[:-1]
+
+
 ARCHITECTURES.register(
     "mlp",
     Architecture(
@@ -128,5 +133,6 @@ ARCHITECTURES.register(
         build_discriminator,
         options=frozenset({"pack", "latent_components", "d_norm", "d_dropout"}),
         conditionings=("concat",),
+        discriminator_blocks=discriminator_blocks,
     ),
 )

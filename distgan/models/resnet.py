@@ -166,6 +166,15 @@ def build_discriminator(model: ModelConfig, shape: SampleShape) -> ResNetDiscrim
     return ResNetDiscriminator(channels, resolution, model.num_classes, model.d_width, model.attention_res)
 
 
+def discriminator_blocks(discriminator: ResNetDiscriminator) -> list[nn.Module]:
+    """Each residual block, with the self-attention that follows it, from the image on."""
+    attention = discriminator.attention
+    return [
+        nn.ModuleList([block, *([attention[str(i)]] if str(i) in attention else [])])
+        for i, block in enumerate(discriminator.blocks)
+    ]
+
+
 # The SN-ResNet D has no normalisation layers and no dropout; a conditional one uses projection.
 ARCHITECTURES.register(
     "resnet",
@@ -175,5 +184,6 @@ ARCHITECTURES.register(
         options=frozenset({"attention_res"}),
         conditionings=("projection",),
         check_shape=check_shape,
+        discriminator_blocks=discriminator_blocks,
     ),
 )

@@ -362,5 +362,6 @@ ARCHITECTURES.register(
         build_stylegan2_discriminator,
         conditionings=("projection",),
         check_shape=lambda model, shape: image_side("stylegan2", shape, STYLEGAN2_RESOLUTIONS),
+        discriminator_blocks=lambda discriminator: list(discriminator.blocks),  # resolution, ..., 8 px
     ),
 )
