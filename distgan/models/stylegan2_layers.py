@@ -200,10 +200,15 @@ class StyledConv(nn.Module):
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.register_buffer("fir", fir_kernel(), persistent=False)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, pre_normalize: bool) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, pre_normalize: bool, noise=None
+    ) -> torch.Tensor:
+        """`noise`: this layer's (N, 1, r, r) noise map, given instead of drawn (noise_mode random)."""
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, up=self.up, fir=self.fir, pre_normalize=pre_normalize)
-        if noise_mode == "random":
+        if noise_mode == "random" and noise is not None:
+            x = x + (noise.to(x.device) * self.noise_strength).to(x.dtype)
+        elif noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device)
             x = x + (noise * self.noise_strength).to(x.dtype)
         elif noise_mode == "const":
