@@ -194,7 +194,8 @@ class StyledConv(nn.Module):
         self.up, self.conv_clamp, self.resolution = up, conv_clamp, resolution
         self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)  # styles start at 1
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))  # demodulated: no gain
-        self.noise_strength = nn.Parameter(torch.zeros([]))
+        # one strength per layer; shape (1,), not (): DeepSpeed cannot broadcast a 0-dim parameter
+        self.noise_strength = nn.Parameter(torch.zeros(1))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         # fixed noise for evaluation: the same image for the same latent
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
