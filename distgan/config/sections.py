@@ -258,8 +258,8 @@ class ObjectiveConfig:
     r1_every: int = 1  # lazy R1: the penalty on every N-th D step only, weighted r1_weight * N (StyleGAN2)
     # path-length regularization of G (model.arch=stylegan2; StyleGAN2 uses 2), 0 = off
     pl_weight: float = 0.0
-    pl_every: int = 4  # lazy: on every N-th G step only, weighted pl_weight * N (StyleGAN2: 4)
-    pl_batch_shrink: int = 2  # its batch is the G batch divided by this (StyleGAN2: 2), >= 1
+    pl_every: int = 4  # lazy path length: on every N-th G step only, weighted pl_weight * N (StyleGAN2: 4)
+    pl_batch_shrink: int = 2  # the path-length batch is the G batch divided by this (StyleGAN2: 2), >= 1
     pl_decay: float = 0.01  # share of each batch in the running mean path length, in (0, 1] (StyleGAN2: 0.01)
 
     @property
