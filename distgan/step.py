@@ -229,7 +229,11 @@ class Phases:
         if labels is None and settings.num_classes > 0:
             labels = torch.randint(0, settings.num_classes, (count,), device=device)
         params = augment_params if augment_params is not None else self.augment.draw(count, device)
-        parts, size, regularizer = [], count // micro, {}
+        parts, size = [], count // micro
+        # the running mean on every step, so a log window's mean of it is the mean itself
+        regularizer = (
+            {"pl_mean": self.path_length.value.to(device, copy=True)} if settings.path_length else {}
+        )
         with self.backend.frozen_discriminator() as discriminator:
             for i, (latent_i, labels_i) in enumerate(micro_batches(micro, latent, labels)):
                 last = i == micro - 1

@@ -17,6 +17,7 @@ from distgan.config import load_config
 from distgan.config.sections import ConfigError
 from distgan.distributed import build_accelerator, build_backend
 from distgan.models import build_discriminator, build_generator
+from distgan.models.stylegan2 import StyleDraws
 from distgan.step import PathLengthInputs, Phases, PhaseSettings
 from distgan.trainer import TrainHooks, train
 
@@ -53,6 +54,15 @@ def build(cfg):
     return backend, Phases(backend, PhaseSettings.of(cfg), augment)
 
 
+def with_noise(generator, strength: float = 0.5):
+    """Noise strengths start at 0; as after some training, the noise maps then change the images."""
+    with torch.no_grad():
+        for key, parameter in generator.named_parameters():
+            if key.endswith("noise_strength"):
+                parameter.fill_(strength)
+    return generator
+
+
 def fixed_inputs(generator, count: int, seed: int):
     """G main's latents and draws, and G reg's inputs (batch count / 2), all from one seeded RNG."""
     rng = torch.Generator().manual_seed(seed)
@@ -85,7 +95,7 @@ def lengths_by_hand(generator, pl: PathLengthInputs) -> list[float]:
 def test_the_running_mean_and_the_penalty_follow_the_rule_by_hand(fresh_accelerate):
     cfg = tiny_cfg("objective.pl_decay=0.01")
     backend, phases = build(cfg)
-    generator = backend.generator_module
+    generator = with_noise(backend.generator_module)
     latent, draws, pl = fixed_inputs(generator, 8, seed=3)
     lengths = lengths_by_hand(generator, pl)  # before the step: G reg sees the weights before it
     phases.path_length.load_state_dict({"pl_mean": 0.5})  # a running mean from earlier steps
@@ -120,14 +130,21 @@ def test_g_reg_runs_on_g_steps_0_4_8_and_weighs_pl_weight_times_the_interval(fre
 
 def test_given_style_draws_fix_the_training_forward_row_by_row():
     torch.manual_seed(0)
-    generator = build_generator(tiny_cfg().model, (1, 32, 32)).train()
+    generator = with_noise(build_generator(tiny_cfg().model, (1, 32, 32)).train())
     latent, draws, _ = fixed_inputs(generator, 4, seed=1)
     assert draws.cutoff in range(1, generator.num_ws + 1)
     images = generator(latent, draws=draws)
     assert torch.equal(images, generator(latent, draws=draws))
     # a process's rows of the global batch give that process's rows of the images
-    assert torch.allclose(generator(latent[2:], draws=draws.select(slice(2, 4))), images[2:], atol=1e-6)
+    assert torch.allclose(generator(latent[2:], draws=draws.select(slice(2, 4))), images[2:], atol=1e-5)
     assert not torch.equal(generator(latent), generator(latent))  # drawn by G itself: fresh each time
+    other = generator.draw(4, torch.Generator().manual_seed(2))
+    for changed in (  # each of the draws reaches the images: the second latent, the cutoff, the noise
+        StyleDraws(other.mixing_latent, draws.cutoff, draws.noise),
+        StyleDraws(draws.mixing_latent, 1 if draws.cutoff != 1 else 2, draws.noise),
+        StyleDraws(draws.mixing_latent, draws.cutoff, other.noise),
+    ):
+        assert not torch.allclose(generator(latent, draws=changed), images, atol=1e-4)
 
 
 def test_path_length_needs_a_mapping_network():
@@ -157,7 +174,8 @@ def test_resume_mid_run_is_bitwise_with_the_running_mean(tmp_path, fresh_acceler
         b = load_file(str(split / "checkpoints" / "step_0000003" / f"{name}.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a), name
     records = [json.loads(line) for line in (split / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if "pl_mean" in r] == [1, 3]  # G steps 0 and 2
+    assert [r["step"] for r in records if "pl_penalty" in r] == [1, 3]  # G steps 0 and 2
+    assert all(r["pl_mean"] > 0 for r in records)  # the running mean is logged at every step
 
 
 def test_a_rollback_restores_the_running_mean(tmp_path, fresh_accelerate):

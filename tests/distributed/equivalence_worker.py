@@ -182,6 +182,10 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
     for module in generator.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not sync_batchnorm:
             module.eval()
+    with torch.no_grad():  # StyleGAN2's noise strengths start at 0: as after some training, the
+        for key, parameter in generator.named_parameters():  # noise maps then change the images
+            if key.endswith("noise_strength"):
+                parameter.fill_(0.5)
     name = case.replace("/", "__")
     if rank == 0:  # the weights before the iteration: the test checks that it changed them
         init = weights(generator, discriminator)
