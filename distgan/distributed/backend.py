@@ -1,8 +1,8 @@
 """The Backend interface every way of wrapping G and D implements, and what the backends share.
 
-The phases call `generate`, `discriminate` (wrapped forwards that train), `penalty_discriminator`
-and `frozen_discriminator()` (the plain D for input gradients and for the G step); the rest of the
-package reads `generator_module`, `discriminator_module` (plain modules: sampling, EMA, export,
+The phases call `generate`, `discriminate` (wrapped forwards that train), `penalty_discriminator`,
+`penalty_generator` and `frozen_discriminator()` (the plain D for input gradients and for the G step,
+the plain G for path-length regularization); the rest of the package reads `generator_module`, `discriminator_module` (plain modules: sampling, EMA, export,
 checkpoints), and calls `optimizers`, `loss_scale()`, `update(name, loss, first, last)`,
 `accumulating(name, last)` (gradient accumulation: forward and backward of one micro-batch),
 `sync_buffers()`, `save_state(dir)`, `load_state(dir)`. `ddp.AccelerateBackend` (one process or
