@@ -5,6 +5,7 @@ Two layers:
   input-gradient regularisers (`gradient_penalty`, `r1_penalty`), registered by name:
   `objective.loss` in `distgan.registry.LOSSES` (an `AdversarialLoss`: D term and G term),
   `objective.penalty` in `PENALTIES` (a `Penalty`); a new one is one file that registers it;
+- path-length regularization of G (`path_lengths`, `updated_pl_mean`, `path_length_terms`);
 - phases (`discriminator_losses`, `generator_losses`) returning a dict of named tensors whose
   "loss" entry the trainer backpropagates ONCE.
 No optimizers, no accelerator, no logging, no `.item()` here: every value stays on the device.
@@ -190,6 +191,55 @@ def weighted_r1(objective: ObjectiveConfig, inputs: PenaltyInputs) -> dict[str, 
 PENALTIES.register("none", Penalty(no_penalty))
 PENALTIES.register("gp", Penalty(weighted_gradient_penalty))
 PENALTIES.register("r1", Penalty(weighted_r1, lazy=True))
+
+
+# ---------------------------------------------------------------- path-length regularization (G)
+
+
+def path_length_directions(images: torch.Tensor) -> torch.Tensor:
+    """y ~ N(0, I) / sqrt(H W) per image: a random direction in image space whose projection
+    (images * y).sum() does not grow with the resolution."""
+    return torch.randn_like(images, dtype=torch.float32) / (images.shape[2] * images.shape[3]) ** 0.5
+
+
+def path_lengths(
+    images: torch.Tensor,
+    ws: torch.Tensor,
+    directions: torch.Tensor,
+    loss_scale: float | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """||J_w^T y||_2 per sample (Karras et al. 2020, eq. 4): the gradient of (images * y).sum() with
+    respect to the w's (N, num_ws, w_dim), its squares summed over w and averaged over the num_ws
+    copies, square-rooted. With a graph, for the double backward; fp16: scaled as the R1 gradient."""
+    projection = (images.float() * directions).sum()
+    if loss_scale is not None:
+        projection = projection * loss_scale
+    (grads,) = torch.autograd.grad(projection, ws, create_graph=True)
+    grads = grads.float()
+    if loss_scale is not None:
+        grads = grads / loss_scale
+    return grads.square().sum(2).mean(1).sqrt()
+
+
+def updated_pl_mean(pl_mean: torch.Tensor, batch_mean: torch.Tensor, decay: float) -> torch.Tensor:
+    """The running mean path length a after one batch: a + decay * (batch mean - a)."""
+    return pl_mean.lerp(batch_mean.detach().to(pl_mean.dtype), decay)
+
+
+def path_length_terms(
+    objective: ObjectiveConfig, lengths: torch.Tensor, pl_mean: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The penalty E[(||J_w^T y|| - a)^2] weighted pl_weight * pl_every (lazy, as lazy R1), with the
+    running mean a taken as a constant: it is the target the lengths are pulled towards, and its own
+    dependence on this batch (decay x the batch mean) would make the gradient depend on how the
+    batch is split over processes."""
+    penalty = (lengths - pl_mean.detach()).square().mean()
+    return {
+        "loss": penalty * objective.pl_weight * objective.pl_every,
+        "pl_penalty": penalty.detach(),
+        "pl_length": lengths.detach().mean(),
+        "pl_mean": pl_mean.detach().clone(),
+    }
 
 
 # ---------------------------------------------------------------- phases

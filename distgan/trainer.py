@@ -178,9 +178,10 @@ def assemble(
     if ema is not None:
         weights[run_layout.GENERATOR_EMA] = ema.model
     state = TrainState()
+    phases = Phases(backend, PhaseSettings.of(cfg), augment, world)
     parts = CheckpointParts(
         backend,
-        shared=[state, augment],
+        shared=[state, augment] + ([phases.path_length] if phases.settings.path_length else []),
         per_rank={"data": stream, "augment": augment.tally},
         weights=weights,
         restored_weights=tuple(
@@ -190,7 +191,6 @@ def assemble(
         texts={run_layout.CONFIG: yaml.safe_dump(cfg.to_dict(), sort_keys=False)},
     )
     checkpointer = Checkpointer(cfg.train.out_dir, accelerator, parts, cfg.checkpoint.keep_last)
-    phases = Phases(backend, PhaseSettings.of(cfg), augment)
     return Training(cfg, backend, phases, augment, ema, checkpointer, state, world.device)
 
 
@@ -242,7 +242,9 @@ def train(
                 exit_code = upkeep.stop_with_checkpoint(state, saved=False)
                 break
             hooks.before_g_step(run.backend)
-            g_losses = run.phases.generator_step(local_batch, world.device)
+            g_losses = run.phases.generator_step(
+                local_batch, world.device, regularize=run.phases.regularize_g(state.step)
+            )
             hooks.after_g_step(run.backend)
             images = run.end_iteration(state, world)
             if upkeep.after_iteration(state, d_losses, g_losses, images) is Outcome.STOPPED:

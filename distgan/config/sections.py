@@ -256,6 +256,11 @@ class ObjectiveConfig:
     r1_weight: float = 0.0  # gamma of the R1 penalty on real data; > 0 adds R1 to any loss and penalty
     real_label: float = 1.0  # BCE target for real images; 0.9 = one-sided label smoothing
     r1_every: int = 1  # lazy R1: the penalty on every N-th D step only, weighted r1_weight * N (StyleGAN2)
+    # path-length regularization of G (model.arch=stylegan2; StyleGAN2 uses 2), 0 = off
+    pl_weight: float = 0.0
+    pl_every: int = 4  # lazy path length: on every N-th G step only, weighted pl_weight * N (StyleGAN2: 4)
+    pl_batch_shrink: int = 2  # the path-length batch is the G batch divided by this (StyleGAN2: 2), >= 1
+    pl_decay: float = 0.01  # share of each batch in the running mean path length, in (0, 1] (StyleGAN2: 0.01)
 
     @property
     def penalties(self) -> tuple[str, ...]:
@@ -294,6 +299,18 @@ class ObjectiveConfig:
             f"{prefix}.r1_every",
             f"must be in [1, {MAX_N_CRITIC}] (D steps between R1 penalties; 1 = every step), got {self.r1_every}",
         )
+        _require(
+            0 <= self.pl_weight <= MAX_PENALTY_WEIGHT,
+            f"{prefix}.pl_weight",
+            f"must be in [0, {MAX_PENALTY_WEIGHT:g}], got {self.pl_weight}",
+        )
+        _require(
+            1 <= self.pl_every <= MAX_N_CRITIC,
+            f"{prefix}.pl_every",
+            f"must be in [1, {MAX_N_CRITIC}] (G steps between path-length penalties), got {self.pl_every}",
+        )
+        _require_at_least(self.pl_batch_shrink, 1, f"{prefix}.pl_batch_shrink")
+        _require(0 < self.pl_decay <= 1, f"{prefix}.pl_decay", f"must be in (0, 1], got {self.pl_decay}")
 
 
 @dataclass(frozen=True)
@@ -663,6 +680,20 @@ class ExperimentConfig:
         )
         if model.arch == "stylegan2" and not data.is_toy:
             model.check_stylegan2_run(data.resolution, local // accum)
+        if objective.pl_weight > 0:
+            # The penalty differentiates the images w.r.t. the mapped latents w: a mapping network.
+            _require(
+                model.arch == "stylegan2",
+                "objective.pl_weight",
+                f"path-length regularization needs a generator with a mapping network (model.arch="
+                f"stylegan2); model.arch is {model.arch!r}: set objective.pl_weight=0",
+            )
+            _require(
+                local >= objective.pl_batch_shrink,
+                "objective.pl_batch_shrink",
+                f"divides the per-process batch {local} (data.batch_size / {world_size} processes) into "
+                f"the path-length batch; valid: 1 to {local}",
+            )
         return self
 
     def local_batch(self, world_size: int) -> int:

@@ -1,8 +1,8 @@
 """The Backend interface every way of wrapping G and D implements, and what the backends share.
 
-The phases call `generate`, `discriminate` (wrapped forwards that train), `penalty_discriminator`
-and `frozen_discriminator()` (the plain D for input gradients and for the G step); the rest of the
-package reads `generator_module`, `discriminator_module` (plain modules: sampling, EMA, export,
+The phases call `generate`, `discriminate` (wrapped forwards that train), `penalty_discriminator`,
+`penalty_generator` and `frozen_discriminator()` (the plain D for input gradients and for the G step,
+the plain G for path-length regularization); the rest of the package reads `generator_module`, `discriminator_module` (plain modules: sampling, EMA, export,
 checkpoints), and calls `optimizers`, `loss_scale()`, `update(name, loss, first, last)`,
 `accumulating(name, last)` (gradient accumulation: forward and backward of one micro-batch),
 `sync_buffers()`, `save_state(dir)`, `load_state(dir)`. `ddp.AccelerateBackend` (one process or
@@ -61,9 +61,10 @@ class Backend:
 
     # The phases (step.py) call these; which handle (wrapped or plain) serves which purpose is
     # decided here, once, and nowhere else.
-    def generate(self, latent: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """G's training forward (wrapped: DDP/DeepSpeed see it)."""
-        return self.generator(latent, labels)
+    def generate(self, latent: torch.Tensor, labels: torch.Tensor | None, **options) -> torch.Tensor:
+        """G's training forward (wrapped: DDP/DeepSpeed see it); `options`: the family's own
+        forward arguments (stylegan2: given style-mixing and noise draws)."""
+        return self.generator(latent, labels, **options)
 
     def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """D's training forward (wrapped), for the D step's one backward."""
@@ -74,6 +75,13 @@ class Backend:
         """The plain D, for the penalty's input gradients: no DDP/DeepSpeed hooks on that forward;
         its parameter gradients still join the D step's one backward."""
         return self.discriminator_module
+
+    @property
+    def penalty_generator(self) -> nn.Module:
+        """The plain G, for the path-length penalty's gradient w.r.t. its w's (DeepSpeed's engine
+        breaks autograd.grad); its parameter gradients join the G step's one backward, after the
+        wrapped forward of G main."""
+        return self.generator_module
 
     @contextmanager
     def frozen_discriminator(self):

@@ -19,6 +19,7 @@ distributed.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -93,15 +94,16 @@ class SynthesisBlock(nn.Module):
         self.num_conv = 1 if in_channels == 0 else 2
         self.register_buffer("fir", fir_kernel(), persistent=False)
 
-    def forward(self, x, image, ws: torch.Tensor, noise_mode: str):
+    def forward(self, x, image, ws: torch.Tensor, noise_mode: str, noise=(None, None)):
+        """`noise`: the block's noise maps (one per conv), given instead of drawn, or Nones."""
         with block_precision(self.reduced_precision, ws.device.type):
             pre_normalize = self.reduced_precision and autocast_enabled(ws.device.type)
             if self.const is not None:
                 x = self.const[None].expand(ws.shape[0], -1, -1, -1)
             else:
                 x = x if self.reduced_precision else x.float()
-                x = self.conv0(x, ws[:, 0], noise_mode, pre_normalize)
-            x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode, pre_normalize)
+                x = self.conv0(x, ws[:, 0], noise_mode, pre_normalize, noise[0])
+            x = self.conv1(x, ws[:, self.num_conv - 1], noise_mode, pre_normalize, noise[-1])
             rgb = self.to_rgb(x, ws[:, self.num_conv]).float()
         with float32_region(ws.device.type):  # the image itself stays float32
             image = rgb if image is None else upsample_2x(image, self.fir) + rgb
@@ -131,14 +133,36 @@ class SynthesisNetwork(nn.Module):
                 )
             )
         self.num_ws = sum(block.num_conv for block in self.blocks) + 1
+        # the side of each noise map, in the order the styled convs run
+        self.noise_sides = [block.conv1.resolution for block in self.blocks for _ in range(block.num_conv)]
 
-    def forward(self, ws: torch.Tensor, noise_mode: str) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: str, noise=None) -> torch.Tensor:
+        """`noise`: every styled conv's noise map in `noise_sides` order, given instead of drawn."""
         x = image = None
         first = 0
         for block in self.blocks:
-            x, image = block(x, image, ws[:, first : first + block.num_conv + 1], noise_mode)
+            block_noise = (None, None) if noise is None else noise[first : first + block.num_conv]
+            x, image = block(x, image, ws[:, first : first + block.num_conv + 1], noise_mode, block_noise)
             first += block.num_conv
         return image
+
+
+@dataclass(frozen=True)
+class StyleDraws:
+    """The random inputs of one training forward, given instead of drawn: an equivalence test fixes
+    them for the global batch and hands each process its rows. Without them G draws its own from
+    the process's RNG, as the phases draw latents."""
+
+    mixing_latent: torch.Tensor  # (N, latent_dim): the second z of style mixing
+    cutoff: int  # the first layer whose w comes from mixing_latent; num_ws: no mixing
+    noise: tuple[torch.Tensor, ...]  # (N, 1, side, side) per styled conv, in the synthesis order
+
+    def select(self, rows: slice) -> StyleDraws:
+        """The draws of a part of the batch (a process's rows, a micro-batch)."""
+        return StyleDraws(self.mixing_latent[rows], self.cutoff, tuple(n[rows] for n in self.noise))
+
+    def to(self, device) -> StyleDraws:
+        return StyleDraws(self.mixing_latent.to(device), self.cutoff, tuple(n.to(device) for n in self.noise))
 
 
 class StyleGAN2Generator(Generator):
@@ -177,7 +201,9 @@ class StyleGAN2Generator(Generator):
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(latent_dim, num_classes, w_dim, mapping_layers, w_avg_beta=w_avg_beta)
 
-    def w_latents(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def w_latents(
+        self, latent: torch.Tensor, labels: torch.Tensor | None = None, draws: StyleDraws | None = None
+    ) -> torch.Tensor:
         """(N, num_ws, w_dim): the mapped latents, style-mixed in training mode."""
         if self.is_conditional:
             labels = require_labels(labels)
@@ -185,24 +211,46 @@ class StyleGAN2Generator(Generator):
             w = self.mapping(latent, labels, update_w_avg=self.training)
             ws = w[:, None].repeat(1, self.num_ws, 1)
             if self.training and self.style_mixing > 0:
-                ws = self._mix(ws, latent, labels)
+                ws = self._mix(ws, latent, labels, draws)
         return ws
 
-    def _mix(self, ws: torch.Tensor, latent: torch.Tensor, labels) -> torch.Tensor:
+    def _mix(self, ws: torch.Tensor, latent: torch.Tensor, labels, draws: StyleDraws | None) -> torch.Tensor:
         """From a cutoff layer drawn in 1..num_ws-1 on, w's of a fresh z (probability style_mixing;
-        else no cutoff). Drawn on the device, without a host sync."""
+        else no cutoff). Drawn on the device, without a host sync; or the given draws'."""
         device = ws.device
-        cutoff = torch.randint(1, self.num_ws, (), device=device)
-        cutoff = torch.where(torch.rand((), device=device) < self.style_mixing, cutoff, self.num_ws)
-        other = self.mapping(torch.randn_like(latent), labels)[:, None]
+        if draws is not None:
+            cutoff, second = draws.cutoff, draws.mixing_latent.to(device)
+        else:
+            cutoff = torch.randint(1, self.num_ws, (), device=device)
+            cutoff = torch.where(torch.rand((), device=device) < self.style_mixing, cutoff, self.num_ws)
+            second = torch.randn_like(latent)
+        other = self.mapping(second, labels)[:, None]
         mixed = (torch.arange(self.num_ws, device=device) >= cutoff)[None, :, None]
         return torch.where(mixed, other, ws)
 
-    def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None, return_ws: bool = False):
+    def draw(self, count: int, generator: torch.Generator | None = None) -> StyleDraws:
+        """A training forward's random inputs for `count` images, from `generator` (on the CPU),
+        with the distribution G's own draws have."""
+        cutoff = int(torch.randint(1, self.num_ws, (), generator=generator))
+        cutoff = cutoff if float(torch.rand((), generator=generator)) < self.style_mixing else self.num_ws
+        return StyleDraws(
+            torch.randn(count, self.latent_dim, generator=generator),
+            cutoff,
+            tuple(torch.randn(count, 1, s, s, generator=generator) for s in self.synthesis.noise_sides),
+        )
+
+    def forward(
+        self,
+        latent: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_ws: bool = False,
+        draws: StyleDraws | None = None,
+    ):
         """Images (N, C, H, W); with `return_ws`, (images, w's): the path-length penalty differentiates
-        the images with respect to the w's, through one forward (so a DDP wrapper sees it)."""
-        ws = latent if latent.dim() == 3 else self.w_latents(latent, labels)
-        images = self.synthesis(ws, "random" if self.training else "const")
+        the images with respect to the w's. `draws`: style mixing and noise given, not drawn."""
+        ws = latent if latent.dim() == 3 else self.w_latents(latent, labels, draws)
+        noise = None if draws is None else draws.noise
+        images = self.synthesis(ws, "random" if self.training else "const", noise)
         return (images, ws) if return_ws else images
 
     @torch.no_grad()

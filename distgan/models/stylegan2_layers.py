@@ -194,16 +194,22 @@ class StyledConv(nn.Module):
         self.up, self.conv_clamp, self.resolution = up, conv_clamp, resolution
         self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)  # styles start at 1
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))  # demodulated: no gain
-        self.noise_strength = nn.Parameter(torch.zeros([]))
+        # one strength per layer; shape (1,), not (): DeepSpeed cannot broadcast a 0-dim parameter
+        self.noise_strength = nn.Parameter(torch.zeros(1))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         # fixed noise for evaluation: the same image for the same latent
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.register_buffer("fir", fir_kernel(), persistent=False)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, pre_normalize: bool) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, pre_normalize: bool, noise=None
+    ) -> torch.Tensor:
+        """`noise`: this layer's (N, 1, r, r) noise map, given instead of drawn (noise_mode random)."""
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight, styles, up=self.up, fir=self.fir, pre_normalize=pre_normalize)
-        if noise_mode == "random":
+        if noise_mode == "random" and noise is not None:
+            x = x + (noise.to(x.device) * self.noise_strength).to(x.dtype)
+        elif noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device)
             x = x + (noise * self.noise_strength).to(x.dtype)
         elif noise_mode == "const":

@@ -17,9 +17,16 @@ A case is OBJECTIVE/BACKEND[/PLANT][/accumM]: BACKEND is ddp, zero1 or zero2; OB
 nonsaturating, or sngan: the SN-ResNet (32 px, spectral norm on D) with hinge loss, DiffAugment
 (fixed per-sample parameters of the global batch, sliced by rank), lazy R1 (every 2nd D step, so
 the iteration has one D step with and one without it) and the EMA by images (dumped as ema.*,
-updated as the trainer does with the GLOBAL images). PLANT=split_backward plants
+updated as the trainer does with the GLOBAL images), or stylegan2: a tiny StyleGAN2 with lazy R1
+(every 2nd D step), path-length regularization on its G step, style mixing in every G forward
+(the mixing latent, cutoff and noise maps of the global batch fixed and sliced by rank, as are G
+reg's latents and directions), ADA's ops at p = 1 with fixed per-sample parameters and the EMA by
+images; its rows are strided (rank r takes r, r + W, ...), so that D's minibatch-std groups
+(sample n in group n mod N/G) hold the same samples on 1 and 2 processes, and its running mean
+path length is dumped as metadata pl_mean. PLANT=split_backward plants
 FACTS.md's silent failure `w.backward(retain_graph=True); gp.backward()` (the penalty's gradients
-are then never all-reduced) so the test can show that it is caught; accumM trains with
+are then never all-reduced) so the test can show that it is caught; PLANT=local_pl_mean updates
+the running mean path length from each process's own batch mean (no all-reduce); accumM trains with
 train.grad_accum=M. `--global-batch B` changes the global batch (default 8).
 Writes DIR/<case with / -> __>.rank<R>.safetensors: g.* and d.* parameters and buffers after the
 iteration (metadata: rank, world size, network namespace, and under DDP comm_d / comm_g: the
@@ -39,7 +46,7 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 from distgan import augment, step
 from distgan.config import load_config
 from distgan.data import Batch
-from distgan.distributed import build_accelerator, build_backend
+from distgan.distributed import World, build_accelerator, build_backend
 from distgan.ema import GeneratorEMA
 from distgan.models import build_discriminator, build_generator
 
@@ -68,14 +75,39 @@ SNGAN = [  # SN-ResNet + hinge + DiffAugment + lazy R1 + EMA by images
 ]
 
 
+STYLEGAN2 = [  # tiny StyleGAN2 + lazy R1 + path length + style mixing + ADA's ops + EMA by images
+    "model.arch=stylegan2",
+    "model.g_width=64",
+    "model.d_width=64",
+    "model.d_norm=none",
+    "data.resolution=32",
+    "model.w_dim=16",
+    "model.mapping_layers=2",
+    "model.channel_base=256",
+    "model.channel_max=16",
+    "model.mbstd_group=4",
+    "model.style_mixing=1",  # every forward mixes: the fixed draws then always exercise it
+    "objective.r1_weight=1",
+    "objective.r1_every=2",
+    "objective.pl_weight=2",
+    "augment.policy=ada",
+    "augment.ops=[xflip,translation,color,cutout]",
+    "train.ema_decay=0",
+    "train.ema_images=8",
+    "train.ema_rampup=0",
+    "optim.d.lr=1e-2",
+    "optim.g.lr=1e-2",
+]
+
+
 def grad_accum(case: str) -> int:
     return next((int(part[5:]) for part in case.split("/")[2:] if part.startswith("accum")), 1)
 
 
 def case_config(case: str, world_size: int, sync_batchnorm: bool = False):
     objective, backend, *_ = case.split("/")
-    sngan = objective == "sngan"
-    objective = "hinge" if sngan else objective
+    sngan, stylegan2 = objective == "sngan", objective == "stylegan2"
+    objective = "hinge" if sngan else "nonsaturating" if stylegan2 else objective
     overrides = [
         f"train.grad_accum={grad_accum(case)}",
         "model.arch=dcgan",
@@ -93,6 +125,7 @@ def case_config(case: str, world_size: int, sync_batchnorm: bool = False):
         f"distributed.backend={'ddp' if backend == 'ddp' else 'deepspeed'}",
         f"distributed.sync_batchnorm={str(sync_batchnorm).lower()}",
         *(SNGAN if sngan else []),
+        *(STYLEGAN2 if stylegan2 else []),
     ]
     if backend.startswith("zero"):  # the shipped JSON files, so they are proven to work too
         stage = backend[-1]
@@ -134,7 +167,8 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
     rank, world = accelerator.process_index, accelerator.num_processes
     cfg = case_config(case, world, sync_batchnorm)
     local = cfg.local_batch(world)
-    rows = slice(rank * local, (rank + 1) * local)
+    stylegan2 = cfg.model.arch == "stylegan2"
+    rows = slice(rank, None, world) if stylegan2 else slice(rank * local, (rank + 1) * local)
     device = accelerator.device
     original_losses = step.objectives.discriminator_losses
 
@@ -148,6 +182,10 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
     for module in generator.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not sync_batchnorm:
             module.eval()
+    with torch.no_grad():  # StyleGAN2's noise strengths start at 0: as after some training, the
+        for key, parameter in generator.named_parameters():  # noise maps then change the images
+            if key.endswith("noise_strength"):
+                parameter.fill_(0.5)
     name = case.replace("/", "__")
     if rank == 0:  # the weights before the iteration: the test checks that it changed them
         init = weights(generator, discriminator)
@@ -156,14 +194,18 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
         )  # EMA starts at G
         save_file(init, str(out_dir / f"{name}.init.safetensors"))
     backend = build_backend(accelerator, cfg, generator, discriminator)
-    for kind in case.split("/")[2:]:
-        if not kind.startswith("accum"):
+    plants = [kind for kind in case.split("/")[2:] if not kind.startswith("accum")]
+    for kind in plants:
+        if kind != "local_pl_mean":
             plant(backend, accelerator, kind)
     comm = count_gradient_all_reduces(backend)
 
     ema = GeneratorEMA.of(cfg.train, backend.generator_module)
     phases = step.Phases(
-        backend, step.PhaseSettings.of(cfg), augment.AugmentPipe.fixed(cfg.augment, cfg.data.resolution, 1.0)
+        backend,
+        step.PhaseSettings.of(cfg),
+        augment.AugmentPipe.fixed(cfg.augment, cfg.data.resolution, 1.0),
+        None if "local_pl_mean" in plants else World.of(accelerator),  # the plant: no all-reduce
     )
 
     # The fixed GLOBAL inputs, identical on every process; each takes its rows.
@@ -176,6 +218,20 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
         params = augment.draw(cfg.augment, cfg.data.batch_size, cfg.data.resolution, 1.0, "cpu", rng)
         return params.select(rows).to(device)
 
+    def style_draws(count):  # this process's rows of G's draws for one forward of `count` (or none)
+        if not stylegan2:
+            return None
+        return backend.generator_module.draw(count, rng).select(rows).to(device)
+
+    def path_length_inputs():  # this process's rows of G reg's inputs for the global G reg batch
+        if not stylegan2:
+            return None
+        count = cfg.data.batch_size // cfg.objective.pl_batch_shrink
+        latent = torch.randn(count, cfg.model.latent_dim, generator=rng)
+        directions = torch.randn(count, *cfg.sample_shape, generator=rng) / cfg.data.resolution
+        draws = style_draws(count)
+        return step.PathLengthInputs(latent[rows].to(device), None, directions[rows].to(device), draws)
+
     for d_index in range(cfg.train.n_critic):
         real = torch.rand(shape, generator=rng) * 2 - 1
         latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
@@ -184,10 +240,14 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
         phases.discriminator_step(
             batch, latent=latent[rows].to(device), alpha=alpha[rows].to(device),
             augment_params=(augmentation(), augmentation()),
-            regularize=phases.regularize_d(d_index * cfg.data.batch_size),
+            regularize=phases.regularize_d(d_index * cfg.data.batch_size), draws=style_draws(cfg.data.batch_size),
         )  # fmt: skip
     latent = torch.randn(cfg.data.batch_size, cfg.model.latent_dim, generator=rng)
-    phases.generator_step(local, device, latent=latent[rows].to(device), augment_params=augmentation())
+    phases.generator_step(
+        local, device, latent=latent[rows].to(device), augment_params=augmentation(),
+        draws=style_draws(cfg.data.batch_size), regularize=phases.regularize_g(0),
+        path_length_inputs=path_length_inputs(),
+    )  # fmt: skip
     backend.sync_buffers()
     if ema is not None:
         ema.update(backend.generator_module, 1, 0, cfg.train.n_critic * cfg.data.batch_size)  # G step 1
@@ -196,6 +256,8 @@ def run_case(case: str, accelerator, out_dir: Path, sync_batchnorm: bool = False
     # Which network namespace ("node") this rank ran in: the 2-node test checks the placement.
     where = {"rank": str(rank), "world_size": str(world), "netns": str(os.stat("/proc/self/ns/net").st_ino)}
     where.update({f"comm_{k}": str(v) for k, v in comm.items()})
+    if stylegan2:
+        where["pl_mean"] = repr(float(phases.path_length.value))
     tensors = weights(backend.generator_module, backend.discriminator_module)
     if ema is not None:
         tensors.update(
