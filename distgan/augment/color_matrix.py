@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from distgan.augment.geometric import matmul
+
 
 @dataclass(frozen=True)
 class ColorParams:
@@ -51,10 +53,10 @@ class ColorParams:
         hue = cos * eye + sin * cross + (1 - cos) * vv  # Rodrigues: turn by hue about v
         flip = eye - 2 * self.luma_flip.float()[:, None, None] * vv
         saturation = vv + (eye - vv) * self.saturation[:, None, None]
-        linear = saturation @ hue @ flip * self.contrast[:, None, None]
+        linear = matmul(matmul(saturation, hue), flip.expand(n, 3, 3)) * self.contrast[:, None, None]
         out = torch.zeros(n, 4, 4, device=device)
         out[:, :3, :3] = linear
-        out[:, :3, 3] = (linear @ self.brightness[:, None, None].expand(n, 3, 1)).squeeze(-1)
+        out[:, :3, 3] = linear.sum(2) * self.brightness[:, None]  # linear @ (b, b, b)
         out[:, 3, 3] = 1
         return out
 
@@ -69,7 +71,8 @@ def transform(x: torch.Tensor, params: ColorParams) -> torch.Tensor:
     are returned as they are."""
     if x.shape[1] == 3:
         m = params.matrix().to(x.dtype)
-        out = torch.einsum("nij,njhw->nihw", m[:, :3, :3], x) + m[:, :3, 3, None, None]
+        # elementwise, not einsum: each sample rounds the same whatever the batch size
+        out = (m[:, :3, :3, None, None] * x[:, None]).sum(2) + m[:, :3, 3, None, None]
     elif x.shape[1] == 1:
         gain, offset = (t.to(x.dtype).view(-1, 1, 1, 1) for t in params.grey_map())
         out = x * gain + offset

@@ -61,8 +61,14 @@ class GeometryParams:
         )
         matrix = inverses[0]
         for inverse in inverses[1:]:
-            matrix = matrix @ inverse
+            matrix = matmul(matrix, inverse)
         return matrix
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b for stacks of small matrices, elementwise: each sample's product is rounded the same
+    whatever the batch size (a rank's share of a batch gets exactly the whole batch's values)."""
+    return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
 
 
 def _matrix(a, b, c, d, e, f) -> torch.Tensor:
@@ -103,9 +109,10 @@ def resample(x: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
     ys = torch.arange(h, device=x.device, dtype=inverse.dtype) - cy
     xs = torch.arange(w, device=x.device, dtype=inverse.dtype) - cx
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    points = torch.stack([grid_x.flatten(), grid_y.flatten(), torch.ones_like(grid_x.flatten())])
-    source = inverse @ points  # (N, 3, H*W)
-    sx, sy = source[:, 0] + cx, source[:, 1] + cy
+    gx, gy = grid_x.flatten(), grid_y.flatten()
+    m = inverse[:, :2, :, None]  # elementwise, not a batched matmul: see `matmul`
+    sx = m[:, 0, 0] * gx + m[:, 0, 1] * gy + m[:, 0, 2] + cx  # (N, H*W)
+    sy = m[:, 1, 0] * gx + m[:, 1, 1] * gy + m[:, 1, 2] + cy
     x0, y0 = sx.floor(), sy.floor()
     fx, fy = (sx - x0).to(x.dtype)[:, None], (sy - y0).to(x.dtype)[:, None]
     x0, y0 = x0.long(), y0.long()
