@@ -18,10 +18,11 @@ from dataclasses import dataclass, fields, is_dataclass
 
 import torch
 
-from distgan.augment import color_matrix, filtering, geometric
 from distgan.augment.color_matrix import ColorParams
-from distgan.augment.filtering import FilterParams, NoiseParams
+from distgan.augment.color_matrix import transform as transform_color
+from distgan.augment.filtering import FilterParams, NoiseParams, add_noise, filter_bands
 from distgan.augment.geometric import GeometryParams
+from distgan.augment.geometric import transform as transform_geometry
 
 
 def _each_tensor(value, fn):
@@ -112,15 +113,15 @@ def apply(x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
     translation, so the zero padding stays zero; cutout last, as in both papers."""
     x = xflip(x, params.flip)
     if params.geometry is not None:
-        x = geometric.transform(x, params.geometry)
+        x = transform_geometry(x, params.geometry)
     coloured = contrast(saturation(brightness(x, params.brightness), params.saturation), params.contrast)
     changed = (params.brightness != 0) | (params.saturation != 1) | (params.contrast != 1)
     x = torch.where(changed.view(-1, 1, 1, 1), coloured, x)  # factor 1 is not exactly the identity
     if params.color is not None:
-        x = color_matrix.transform(x, params.color)
+        x = transform_color(x, params.color)
     if params.filter is not None:
-        x = filtering.filter_bands(x, params.filter)
+        x = filter_bands(x, params.filter)
     if params.noise is not None:
-        x = filtering.add_noise(x, params.noise)
+        x = add_noise(x, params.noise)
     x = translate(x, params.shift)
     return cutout(x, params.cutout, params.cutout_size)

@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from distgan.config.sections import AUGMENT_DEFAULT_OPS, ConfigError, ExperimentConfig
+from distgan.config.sections import ConfigError, ExperimentConfig
 from distgan.config.strict_yaml import read_yaml, safe_load_strict
 from distgan.errors import brief
 
@@ -90,15 +90,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 def upgrade_old_spellings(raw: dict[str, Any]) -> dict[str, Any]:
     """`raw` with older spellings that keep their meaning written the current way (a new dict):
     objective.loss=wgan-gp is loss wasserstein with penalty gp. Config files, overrides and the
-    config.yaml of older runs all pass through here, so they load and resume as before.
-    augment.ops listing DiffAugment's default without augment.pipe is the default (null)."""
-    augment = raw.get("augment") if isinstance(raw, dict) else None
-    if (
-        isinstance(augment, dict)
-        and "pipe" not in augment
-        and augment.get("ops") == list(AUGMENT_DEFAULT_OPS)
-    ):
-        raw = {**raw, "augment": {k: v for k, v in augment.items() if k != "ops"}}
+    config.yaml of older runs all pass through here, so they load and resume as before."""
     objective = raw.get("objective") if isinstance(raw, dict) else None
     if not (isinstance(objective, dict) and objective.get("loss") == "wgan-gp"):
         return raw
