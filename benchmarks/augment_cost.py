@@ -10,6 +10,13 @@ them alike; the figure is the median over blocks of CPU time per iteration (proc
 done, robust to other jobs on the machine; wall time is also recorded). Variants: no augmentation,
 DiffAugment (translation, color, cutout), ADA at p = 0.5 (xflip, translation, color, cutout), R1
 on every D step, lazy R1 every 4th D step (x4 weight).
+
+    python benchmarks/augment_cost.py --groups --out benchmarks/results/augment_cost.json
+
+`--groups` measures each of ADA's groups instead (blit, geom, color_matrix, filter, noise, cutout;
+then bgc and bgcfnc whole): the CPU time to draw and apply one augmentation of 32 RGB images of 32
+and 64 px at p = 1 (every op of the group on every image), and its ratio to one forward pass of the
+DCGAN discriminator over the same batch. One thread, medians of `--repeats` blocks.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from distgan import step
+from distgan import augment, step
 from distgan.config import load_config, override
 from distgan.data import Batch
 from distgan.distributed import build_accelerator, build_backend
@@ -38,15 +45,73 @@ VARIANTS = {  # name: (overrides, augment p, R1 every N iterations or 0)
 }
 
 
+GROUPS = {  # name: the augment overrides that turn on that group alone, or a whole pipe
+    "blit": ["augment.ops=[blit]"],
+    "geom": ["augment.ops=[geom]"],
+    "color_matrix": ["augment.ops=[color_matrix]"],
+    "filter": ["augment.ops=[filter]"],
+    "noise": ["augment.ops=[noise]"],
+    "cutout": ["augment.ops=[cutout]"],
+    "bgc": ["augment.pipe=bgc"],
+    "bgcfnc": ["augment.pipe=bgcfnc"],
+}
+GROUP_BATCH, GROUP_SIDES = 32, (32, 64)
+
+
+def _median_cpu(repeats: int, calls: int, work, *args) -> float:
+    """Median over `repeats` blocks of the CPU seconds per call of work(*args) (after a warm-up call)."""
+    work(*args)
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(calls):
+            work(*args)
+        times.append((time.process_time() - start) / calls)
+    return statistics.median(times)
+
+
+def _augment_once(cfg, images: torch.Tensor) -> torch.Tensor:
+    return augment.apply(images, augment.draw(cfg, images.shape[0], images.shape[-1], 1.0, "cpu"))
+
+
+def group_costs(repeats: int, calls: int = 5) -> dict:
+    """{side: {"d_forward_ms": ..., group: {"ms": ..., "vs_d_forward": ...}}} at p = 1."""
+    results = {}
+    for side in GROUP_SIDES:
+        base = ["model.arch=dcgan", "model.channels=3", f"data.resolution={side}", "augment.policy=ada"]
+        cfg = load_config(None, base)
+        torch.manual_seed(0)
+        discriminator = build_discriminator(cfg.model, cfg.sample_shape)
+        images = torch.rand(GROUP_BATCH, *cfg.sample_shape) * 2 - 1
+        d_forward = _median_cpu(repeats, calls, discriminator, images)
+        row = {"d_forward_ms": d_forward * 1000}
+        for name, extra in GROUPS.items():
+            augment_cfg = load_config(None, [*base, *extra]).augment
+            cost = _median_cpu(repeats, calls, _augment_once, augment_cfg, images)
+            row[name] = {"ms": cost * 1000, "vs_d_forward": cost / d_forward}
+            print(f"{side:>3} px {name:>13}: {cost * 1000:7.2f} ms, {cost / d_forward:5.2f} x D forward")
+        results[str(side)] = row
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default="configs/quickstart.yaml")
     parser.add_argument("--iterations", type=int, default=8, help="per block (a multiple of 4)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--groups", action="store_true", help="time ADA's groups instead (see above)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.groups:
+        environment = {"batch": GROUP_BATCH, "channels": 3, "p": 1.0, "torch": torch.__version__,
+                       "python": platform.python_version(), "threads": 1, "repeats": args.repeats,
+                       "measured": time.strftime("%Y-%m-%d")}  # fmt: skip
+        costs = group_costs(args.repeats)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"environment": environment, "sides": costs}, indent=2) + "\n")
+        return
     base = load_config(args.config, [*args.overrides, "train.ema_decay=0", "train.out_dir=/tmp/unused"])
     accelerator = build_accelerator(base)
     torch.manual_seed(0)

@@ -1,22 +1,43 @@
-"""Differentiable image augmentations with per-sample parameters (DiffAugment, Zhao et al. 2020).
+"""Differentiable image augmentations with per-sample parameters: DiffAugment's ops (Zhao et al.
+2020) here, ADA's groups (Karras et al. 2020) beside this file, and `apply`, which runs them all.
 
 Each op takes a batch (N, C, H, W) and per-sample parameters and is differentiable w.r.t. the
-images (gathers, masks and affine colour maps only), so G learns through what D sees. The
+images (gathers, masks, filters and affine colour maps only), so G learns through what D sees. The
 parameters are drawn once (`draw`) and applied with `apply`; an op that is off for a sample
 gets its identity parameters, so every batch takes the same code path. Pure torch: no config,
 no processes; `pipeline.py` decides what to draw.
+
+    geometric.py     blit + geom: flips, quarter turns, translations, scalings, rotations, one resampling
+    color_matrix.py  ADA's colour: brightness, contrast, luma flip, hue, saturation as one matrix
+    filtering.py     ADA's image-space filtering (4 bands) and additive noise
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 
 import torch
+
+from distgan.augment.color_matrix import ColorParams
+from distgan.augment.color_matrix import transform as transform_color
+from distgan.augment.filtering import FilterParams, NoiseParams, add_noise, filter_bands
+from distgan.augment.geometric import GeometryParams
+from distgan.augment.geometric import transform as transform_geometry
+
+
+def _each_tensor(value, fn):
+    """`value` with fn applied to every tensor in it (nested parameter dataclasses, None, ints kept)."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if is_dataclass(value):
+        return type(value)(**{f.name: _each_tensor(getattr(value, f.name), fn) for f in fields(value)})
+    return value
 
 
 @dataclass(frozen=True)
 class AugmentParams:
-    """One augmentation of a batch: one value per sample (identity values where an op is off)."""
+    """One augmentation of a batch: one value per sample (identity values where an op is off).
+    ADA's groups are None when not among the ops (nothing drawn for them)."""
 
     flip: torch.Tensor  # (N,) bool: mirror left-right
     brightness: torch.Tensor  # (N,) added to every pixel (DiffAugment: U(-0.5, 0.5); identity 0)
@@ -25,19 +46,17 @@ class AugmentParams:
     shift: torch.Tensor  # (N, 2) int64 (rows, columns): pixel (i, j) comes from (i - dy, j - dx); 0
     cutout: torch.Tensor  # (N, 2) int64 top-left corner of the zeroed square (may lie outside)
     cutout_size: int  # side of the zeroed square in pixels (0 = no cutout for anyone)
+    geometry: GeometryParams | None = None  # ADA's blit and geom groups
+    color: ColorParams | None = None  # ADA's colour group (the op `color_matrix`)
+    filter: FilterParams | None = None  # ADA's image-space filtering
+    noise: NoiseParams | None = None  # ADA's additive noise
 
     def select(self, rows) -> AugmentParams:
         """The parameters of some samples (a process's slice of a global batch)."""
-        return AugmentParams(
-            **{f.name: getattr(self, f.name)[rows] for f in fields(self) if f.name != "cutout_size"},
-            cutout_size=self.cutout_size,
-        )
+        return _each_tensor(self, lambda t: t[rows])
 
     def to(self, device) -> AugmentParams:
-        return AugmentParams(
-            **{f.name: getattr(self, f.name).to(device) for f in fields(self) if f.name != "cutout_size"},
-            cutout_size=self.cutout_size,
-        )
+        return _each_tensor(self, lambda t: t.to(device))
 
 
 def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -89,9 +108,20 @@ def cutout(x: torch.Tensor, corner: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def apply(x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
-    """Flip, colour (brightness, saturation, contrast), translation, cutout: DiffAugment's order
-    (colour before translation, so the zero padding stays zero), with the flip first as in ADA."""
+    """Flip, ADA's geometry, colour (DiffAugment's, then ADA's matrix), ADA's filter and noise,
+    DiffAugment's translation, cutout. ADA's order for its groups; DiffAugment's colour before its
+    translation, so the zero padding stays zero; cutout last, as in both papers."""
     x = xflip(x, params.flip)
-    x = contrast(saturation(brightness(x, params.brightness), params.saturation), params.contrast)
+    if params.geometry is not None:
+        x = transform_geometry(x, params.geometry)
+    coloured = contrast(saturation(brightness(x, params.brightness), params.saturation), params.contrast)
+    changed = (params.brightness != 0) | (params.saturation != 1) | (params.contrast != 1)
+    x = torch.where(changed.view(-1, 1, 1, 1), coloured, x)  # factor 1 is not exactly the identity
+    if params.color is not None:
+        x = transform_color(x, params.color)
+    if params.filter is not None:
+        x = filter_bands(x, params.filter)
+    if params.noise is not None:
+        x = add_noise(x, params.noise)
     x = translate(x, params.shift)
     return cutout(x, params.cutout, params.cutout_size)

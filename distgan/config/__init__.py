@@ -6,7 +6,9 @@ A config is built from YAML + overrides, completed (launcher settings, --debug l
 
 from distgan.config.loading import config_from_dict, load_config, override
 from distgan.config.sections import (
+    AUGMENT_DEFAULT_OPS,
     AUGMENT_OPS,
+    AUGMENT_PIPES,
     EVAL_EXTRACTORS,
     AdamConfig,
     AugmentConfig,
@@ -25,7 +27,9 @@ from distgan.config.sections import (
 )
 
 __all__ = [
+    "AUGMENT_DEFAULT_OPS",
     "AUGMENT_OPS",
+    "AUGMENT_PIPES",
     "EVAL_EXTRACTORS",
     "AdamConfig",
     "AugmentConfig",

@@ -11,6 +11,7 @@ import fnmatch
 from typing import Any
 
 from distgan.config.loading import upgrade_old_spellings
+from distgan.config.sections import AUGMENT_DEFAULT_OPS
 
 # Keys a resume may change freely (fnmatch patterns over dotted keys).
 RESUMABLE = (
@@ -43,11 +44,19 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _same_ops_as_null(flat: dict[str, Any]) -> dict[str, Any]:
+    """augment.ops listing DiffAugment's default ops (older runs wrote it out) means what null does."""
+    if flat.get("augment.ops") == list(AUGMENT_DEFAULT_OPS) and flat.get("augment.pipe", "none") == "none":
+        return {**flat, "augment.ops": None}
+    return flat
+
+
 def config_changes(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(key, value in the checkpoint, value now) for every leaf that differs, sorted by key.
     A key the checkpoint does not know (added in a newer distgan) counts as unchanged; an older
-    spelling of the same setting (objective.loss=wgan-gp) is no change."""
-    before, after = flatten(upgrade_old_spellings(saved)), flatten(now)
+    spelling of the same setting (objective.loss=wgan-gp, augment.ops written out) is no change."""
+    before = _same_ops_as_null(flatten(upgrade_old_spellings(saved)))
+    after = _same_ops_as_null(flatten(now))
     return [(k, before[k], after[k]) for k in sorted(after) if k in before and before[k] != after[k]]
 
 

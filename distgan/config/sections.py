@@ -588,30 +588,59 @@ class EvalConfig:
         )
 
 
-AUGMENT_OPS = ("xflip", "translation", "color", "cutout")  # distgan.augment
+# distgan.augment: DiffAugment's ops, then ADA's groups (Karras et al. 2020, appendix B)
+AUGMENT_OPS = ("xflip", "translation", "color", "cutout", "blit", "geom", "color_matrix", "filter", "noise")
+AUGMENT_DEFAULT_OPS = ("translation", "color", "cutout")  # DiffAugment's choice
+# ADA's pipelines by the letters of its groups: b(lit) g(eom) c(olor), f(ilter) n(oise) c(utout)
+AUGMENT_PIPES = {
+    "bgc": ("blit", "geom", "color_matrix"),
+    "bgcfnc": ("blit", "geom", "color_matrix", "filter", "noise", "cutout"),
+}
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     # what D sees: none | diffaugment (every op on every image) | ada (each op with probability p)
     policy: Literal["none", "diffaugment", "ada"] = "none"
-    ops: list[str] = field(default_factory=lambda: ["translation", "color", "cutout"])  # of AUGMENT_OPS
-    translation: float = 0.125  # largest shift as a fraction of the image side (DiffAugment: 1/8)
+    # ADA's groups by letter: bgc (blit, geom, color_matrix; ADA's default) | bgcfnc (+ filter, noise,
+    # cutout) | none (augment.ops); sets the ops itself, so give it or augment.ops, not both
+    pipe: Literal["none", "bgc", "bgcfnc"] = "none"
+    # of AUGMENT_OPS; null: augment.pipe's groups, or translation, color, cutout (DiffAugment)
+    ops: Optional[list[str]] = None
+    translation: float = 0.125  # largest integer shift as a fraction of the image side (both papers: 1/8)
     cutout: float = 0.5  # side of the cut-out square as a fraction of the image side (DiffAugment: 1/2)
     target: float = 0.6  # ada: the r_t = E[sign(D(real))] that p is steered towards, in (0, 1)
     interval: int = 4  # ada: G steps between adjustments of p (each one all-reduce)
     speed_images: int = 500_000  # ada: real images over which p can move from 0 to 1
     p_start: float = 0.0  # ada: p at step 0, in [0, 1]
 
+    @property
+    def active_ops(self) -> tuple[str, ...]:
+        """The ops D's inputs go through: augment.ops, else augment.pipe's, else DiffAugment's."""
+        if self.ops is not None:
+            return tuple(self.ops)
+        return AUGMENT_PIPES.get(self.pipe, AUGMENT_DEFAULT_OPS)
+
     def validate(self, prefix: str = "augment") -> None:
-        for i, name in enumerate(self.ops):
+        _require(
+            self.pipe == "none" or self.ops is None,
+            f"{prefix}.pipe",
+            f"pipe={self.pipe} names the ops itself ({', '.join(AUGMENT_PIPES.get(self.pipe, ()))}); "
+            f"give augment.pipe or augment.ops={self.ops}, not both",
+        )
+        for i, name in enumerate(self.ops or ()):
             _require(
                 name in AUGMENT_OPS, f"{prefix}.ops[{i}]", f"unknown op {name!r}; valid: {list(AUGMENT_OPS)}"
             )
         _require(
-            self.policy == "none" or bool(self.ops),
+            self.policy == "none" or bool(self.active_ops),
             f"{prefix}.ops",
             f"augment.policy={self.policy} needs at least one op; valid: {list(AUGMENT_OPS)}",
+        )
+        _require(
+            not {"xflip", "blit"} <= set(self.active_ops),
+            f"{prefix}.ops",
+            "blit already mirrors images left-right; drop xflip (both would flip twice)",
         )
         _require(
             0 <= self.translation <= 0.5,
