@@ -113,20 +113,85 @@ class Checkpointer:
         return self._write(step, meta, rank_state)
 
     def restore(self, checkpoint_dir: Path) -> dict[str, Any]:
-        """Restore every registered part on every rank; return meta.json."""
-        meta, rank_state = self._read(checkpoint_dir)
+        """Restore every registered part on every rank; return meta.json.
+
+        A checkpoint written by another number of processes resumes too (`_restore_resized`)."""
+        acc = self.accelerator
+        meta = read_meta(checkpoint_dir)  # resolve_checkpoint/latest_checkpoint verified the manifest
+        saved_world = int(meta.get("world_size") or 0)
+        if saved_world != acc.num_processes:
+            return self._restore_resized(checkpoint_dir, meta, saved_world)
+        self.parts.backend.load_state(checkpoint_dir / "state")
+        rank_state = self._rank_states(checkpoint_dir, [acc.process_index])[0]
         # The weights files hold the BatchNorm stats averaged over ranks (saved while averaged):
         # load them first, then give each rank its own stats back.
-        for name in self.parts.restored_weights:
-            load_weights(self.parts.weights[name], checkpoint_dir / f"{name}.safetensors")
+        self._load_weights(checkpoint_dir)
         for name, part in self.parts.per_rank.items():
             if name in rank_state:  # absent in checkpoints written without it: the part starts afresh
                 part.load_state_dict(rank_state[name])
         self._restore_rank_buffers(rank_state.get("buffers", {}))
         for part in self.parts.shared:
             part.load_state_dict(meta)
-        self.accelerator.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
+        acc.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
         return meta
+
+    def _restore_resized(
+        self, checkpoint_dir: Path, meta: dict[str, Any], saved_world: int
+    ) -> dict[str, Any]:
+        """Resume on M processes from a checkpoint of N != M. Weights, optimizer states (ZeRO's
+        partitions re-split by the backend), EMA, counters, ADA's p come back as saved; what was
+        per process is re-derived for the new world:
+        - RNG: every process seeded from the run's seed, the step and its new rank (the backend);
+        - data: the saved positions together give the rows of the epoch in progress that no
+          process had read; they are split over the new processes (`load_resharded`);
+        - other per-process tallies of sums (ADA's unfinished interval): the saved ranks' sums,
+          scaled to the new number of processes, kept by rank 0 (the all-reduce that reads them
+          then sees the same per-process average);
+        - BatchNorm running stats: every process starts from the average in the weights files."""
+        acc = self.accelerator
+        if saved_world < 1 or not (checkpoint_dir / "ranks").is_dir():
+            raise CheckpointError(
+                f"{checkpoint_dir / run_layout.META}: world_size {saved_world!r} is not usable"
+            )
+        self.parts.backend.load_state(checkpoint_dir / "state", resized_at=int(meta["step"]))
+        saved = self._rank_states(checkpoint_dir, list(range(saved_world)))
+        self._load_weights(checkpoint_dir)
+        for name, part in self.parts.per_rank.items():
+            states = [
+                {"rank": r, **state[name]} if isinstance(state.get(name), dict) else None
+                for r, state in enumerate(saved)
+            ]
+            if any(state is None for state in states):  # written without it: the part starts afresh
+                continue
+            if hasattr(part, "load_resharded"):
+                part.load_resharded(states)
+            else:
+                part.load_state_dict(_rescaled_sums(states, acc.process_index, acc.num_processes))
+        for part in self.parts.shared:
+            part.load_state_dict(meta)
+        acc.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
+        acc.print(
+            f"warning: {checkpoint_dir.name} was written by {saved_world} processes and this run has "
+            f"{acc.num_processes}: the training continues validly (same weights, optimizer states and "
+            f"counters; the rest of the epoch's examples each read once) but not bitwise like an "
+            f"uninterrupted run (new random streams per process, another order of the remaining examples, "
+            f"BatchNorm stats restarting from the average over processes)"
+        )
+        return meta
+
+    def _load_weights(self, checkpoint_dir: Path) -> None:
+        for name in self.parts.restored_weights:
+            load_weights(self.parts.weights[name], checkpoint_dir / f"{name}.safetensors")
+
+    def _rank_states(self, checkpoint_dir: Path, ranks: list[int]) -> list[dict[str, Any]]:
+        states = []
+        for rank in ranks:
+            path = checkpoint_dir / "ranks" / f"rank_{rank:05d}.json"
+            try:
+                states.append(json.loads(path.read_text()))
+            except (OSError, ValueError) as err:
+                raise CheckpointError(f"{path}: not a usable per-process state file ({err})") from None
+        return states
 
     @torch.no_grad()
     def _restore_rank_buffers(self, saved: dict[str, list]) -> None:
@@ -186,20 +251,16 @@ class Checkpointer:
         for old in complete[: max(0, len(complete) + 1 - self.keep_last)]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def _read(self, checkpoint_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Restore the backend's state; return (meta, this process's rank_state)."""
-        acc = self.accelerator
-        meta = read_meta(checkpoint_dir)  # resolve_checkpoint/latest_checkpoint verified the manifest
-        saved_world = meta.get("world_size")
-        if saved_world != acc.num_processes:
-            raise CheckpointError(
-                f"{checkpoint_dir} was written by {saved_world} processes, this run has "
-                f"{acc.num_processes}: resume with the same number of processes "
-                f"(per-process RNG and data positions are part of the checkpoint)"
-            )
-        self.parts.backend.load_state(checkpoint_dir / "state")
-        rank_file = checkpoint_dir / "ranks" / f"rank_{acc.process_index:05d}.json"
-        return meta, json.loads(rank_file.read_text())
+
+def _rescaled_sums(states: list[dict], rank: int, world: int) -> dict:
+    """Per-process sums of N saved ranks carried to `world` processes: their total times world / N
+    on rank 0, zero elsewhere, so the total over the new processes has the same per-process average."""
+    scale = world / len(states)
+    return {
+        key: sum(state[key] for state in states) * scale if rank == 0 else 0 * states[0][key]
+        for key in states[0]
+        if key != "rank"
+    }
 
 
 # How torch.save ("iostream error") and safetensors ("I/O error: ... (os error 28)") report a failed

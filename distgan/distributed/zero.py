@@ -143,7 +143,14 @@ class DeepSpeedBackend(Backend):
             engine.save_checkpoint(str(directory), tag=ENGINE_TAGS[name], save_latest=False)
         save_rng_state(directory, self.accelerator.process_index)
 
-    def load_state(self, directory: Path) -> None:
+    def load_state(self, directory: Path, resized_at: int | None = None) -> None:
+        if resized_at is not None:
+            raise CheckpointError(
+                f"{directory.parent} was written by another number of processes: a ZeRO checkpoint "
+                f"holds one optimizer partition per process, and re-splitting them is not supported "
+                f"with distributed.backend=deepspeed; resume on the number of processes that wrote it "
+                f"(meta.json's world_size), or continue from its weights in a new run directory"
+            )
         for name, engine in self.engines.items():
             _load_without_code_execution(engine)
             path, _ = engine.load_checkpoint(
