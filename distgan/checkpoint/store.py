@@ -171,8 +171,8 @@ class Checkpointer:
             part.load_state_dict(meta)
         acc.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
         acc.print(
-            f"warning: {checkpoint_dir.name} was written by {saved_world} processes and this run has "
-            f"{acc.num_processes}: the training continues validly (same weights, optimizer states and "
+            f"warning: {checkpoint_dir.name} was written by {_processes(saved_world)} and this run has "
+            f"{_processes(acc.num_processes)}: the training continues validly (same weights, optimizer states and "
             f"counters; the rest of the epoch's examples each read once) but not bitwise like an "
             f"uninterrupted run (new random streams per process, another order of the remaining examples, "
             f"BatchNorm stats restarting from the average over processes)"
@@ -250,6 +250,10 @@ class Checkpointer:
         complete = [p for p in complete_checkpoints(self.root) if p != keep]
         for old in complete[: max(0, len(complete) + 1 - self.keep_last)]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
 
 
 def _rescaled_sums(states: list[dict], rank: int, world: int) -> dict:
