@@ -10,7 +10,6 @@ DIR/rank<R>.pt with:
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 from pathlib import Path
@@ -23,13 +22,24 @@ from distgan.trainer import TrainHooks
 record: dict = {"rows": [], "first_step": None}
 
 
+def cloned(value):
+    """A snapshot: every tensor copied (state dicts hold the live tensors, DeepSpeed's also views)."""
+    if torch.is_tensor(value):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: cloned(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(cloned(v) for v in value)
+    return value
+
+
 def before_d_step(backend, batch) -> None:
     record["rows"].append(batch.images.detach().cpu().clone())
     if record["first_step"] is None:
         record["first_step"] = {
             "g": {k: v.detach().cpu().clone() for k, v in backend.generator_module.state_dict().items()},
             "d": {k: v.detach().cpu().clone() for k, v in backend.discriminator_module.state_dict().items()},
-            "optimizers": {name: copy.deepcopy(opt.state_dict()) for name, opt in backend.optimizers.items()},
+            "optimizers": {name: cloned(opt.state_dict()) for name, opt in backend.optimizers.items()},
         }
 
 

@@ -1,4 +1,4 @@
-"""Resume on another number of processes (DDP, gloo): 1 -> 2 -> 1 processes, one chain of runs.
+"""Resume on another number of processes (gloo): DDP 1 -> 2 -> 1 processes, ZeRO-2 2 -> 1.
 
 Toy data (each point identifies itself), 40 points per epoch, global batch 8:
   run A, 1 process, steps 1-3    reads 24 points of epoch 0
@@ -6,7 +6,8 @@ Toy data (each point identifies itself), 40 points per epoch, global batch 8:
   run C, 1 process, steps 7-10   reads the other 32 of epoch 1
 At the first step of B (both ranks) and C, G, D and both optimizers hold exactly the checkpoint's
 values; each epoch's points are read exactly once across each change; every run finishes; the
-warning that the continuation is not bitwise is printed once per resumed run.
+warning that the continuation is not bitwise is printed once per resumed run. Under ZeRO-2 the
+optimizer's partitions of the 2 saved ranks, joined, are the 1-process run's state exactly.
 """
 
 from __future__ import annotations
@@ -35,14 +36,16 @@ WARNING = (
 )
 
 
-def probe(processes: int, out: Path, name: str, steps: int):
+def probe(processes: int, out: Path, name: str, steps: int, extra: tuple = ()):
+    run_dir = out / "run"
     args = [
         PROBE,
         "--probe-out",
         str(out / name),
         *TOY,
         f"train.steps={steps}",
-        f"train.out_dir={out / 'run'}",
+        f"train.out_dir={run_dir}",
+        *extra,
     ]
     cmd = accelerate_launch(2, *args) if processes == 2 else [sys.executable, *args]
     result = run(cmd, env=cpu_env(), timeout=240)  # exit 0: the run finished
@@ -89,3 +92,46 @@ def test_one_to_two_to_one_processes(tmp_path):
     assert Counter(keys(a["rows"]) + b_rows[0][:8] + b_rows[1][:8]) == everything
     # Epoch 1: B's next batch on each rank, then C's 32.
     assert Counter(b_rows[0][8:] + b_rows[1][8:] + keys(c["rows"])) == everything
+
+
+def joined_partitions(checkpoint: Path, tag: str, world: int) -> dict[str, torch.Tensor]:
+    """The saved ZeRO partitions of every rank joined into the whole flat group (padding dropped)."""
+    parts = [
+        torch.load(
+            checkpoint / "state" / tag / f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt", weights_only=False
+        )["optimizer_state_dict"]
+        for r in range(world)
+    ]
+    joined = {"fp32": torch.cat([p["single_partition_of_fp32_groups"][0] for p in parts])}
+    for key in ("exp_avg", "exp_avg_sq"):
+        slices = [p["base_optimizer_state"]["state"][0][key] for p in parts]
+        joined[key] = torch.cat(
+            [s[: s.numel() - p["group_paddings"][0]] for s, p in zip(slices, parts, strict=True)]
+        )
+    return joined
+
+
+def test_zero2_two_to_one_process(tmp_path):
+    everything = Counter(keys([toy_points("ring8", POINTS, 0)[0]]))
+    zero2 = ("distributed.backend=deepspeed", "distributed.zero_stage=2")
+    _, (a0, a1) = probe(2, tmp_path, "a", steps=3, extra=zero2)
+    out_b, (b,) = probe(1, tmp_path, "b", steps=6, extra=zero2)
+    checkpoint = tmp_path / "run" / "checkpoints" / "step_0000003"
+
+    assert out_b.count(WARNING.format(step=3, old="2 processes", new="1 process")) == 1, out_b[-3000:]
+    for name, file in (("g", "generator"), ("d", "discriminator")):
+        saved = load_file(str(checkpoint / f"{file}.safetensors"))
+        assert all(torch.equal(saved[k], b["first_step"][name][k]) for k in saved), f"{file} differs"
+        joined = joined_partitions(checkpoint, file, 2)
+        now = b["first_step"]["optimizers"][name]  # one process: its partition is the whole group
+        state = now["base_optimizer_state"]["state"][0]
+        assert joined["exp_avg"].abs().sum() > 0
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(state[key][: joined[key].numel()], joined[key]), f"{file} {key}"
+        assert torch.equal(
+            now["single_partition_of_fp32_groups"][0][: joined["fp32"].numel()], joined["fp32"]
+        )
+        assert state["step"].shape == () and int(state["step"]) == 3
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "step_0000006"
+    a_rows = keys(a0["rows"]) + keys(a1["rows"])  # 2 x 12 of epoch 0
+    assert Counter(a_rows + keys(b["rows"])[:16]) == everything
