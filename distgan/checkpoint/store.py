@@ -16,6 +16,7 @@ Layout (DESIGN.md run-directory contract):
 A checkpoint is written under `.tmp-step_...` and renamed when complete; `latest` is then
 replaced with os.replace. A crash at any point leaves `latest` naming a complete checkpoint; a
 failed write (disk full) leaves the previous one as `latest` and says how much space is needed.
+A checkpoint resumes on another number of processes too (`_restore_resized`): one warning line.
 What is saved is registered once (`CheckpointParts`): the backend's state, objects with
 `state_dict()` / `load_state_dict()` shared by all ranks (meta.json) or per rank (ranks/), the
 contract's weights files and text files. This module never decides WHEN to save, nor whether the
@@ -78,7 +79,9 @@ class CheckpointParts:
 
     backend: Any  # G, D, optimizers, scaler, RNG per rank: `save_state(dir)` / `load_state(dir)`
     shared: list[Stateful]  # the same on every rank; their state_dicts merge into meta.json
-    per_rank: dict[str, Stateful]  # each rank's own (data position, ADA tally): ranks/rank_N.json
+    # each rank's own (data position, ADA tally): ranks/rank_N.json. On another number of processes
+    # a part's `load_resharded(all saved ranks' states)` if it has one, else its numbers are sums.
+    per_rank: dict[str, Stateful]
     weights: dict[str, nn.Module]  # the contract's weights files, written by the main process
     restored_weights: tuple[str, ...] = ()  # of those, the ones read back (G and D come with the backend)
     facts: dict[str, Any] = field(default_factory=dict)  # meta.json facts about the run (world size, ...)
@@ -165,8 +168,15 @@ class Checkpointer:
                 continue
             if hasattr(part, "load_resharded"):
                 part.load_resharded(states)
-            else:
+            elif all(
+                isinstance(v, (int, float)) for state in states for k, v in state.items() if k != "rank"
+            ):
                 part.load_state_dict(_rescaled_sums(states, acc.process_index, acc.num_processes))
+            else:
+                raise CheckpointError(
+                    f"{checkpoint_dir}: the per-process state {name!r} cannot be carried from "
+                    f"{_processes(saved_world)} to {_processes(acc.num_processes)}; resume on {saved_world}"
+                )
         for part in self.parts.shared:
             part.load_state_dict(meta)
         acc.print(f"resumed from {checkpoint_dir} at step {meta['step']}")

@@ -12,6 +12,8 @@ Rules kept here (each one is a trap in FACTS.md):
 - bf16: the modules keep fp32 weights and their forward runs under autocast (as accelerate does
   for DDP), so the penalty's unwrapped forward, the EMA and the exported weights see the same
   precision as under DDP. fp16: DeepSpeed's own fp16 section (the only loss scaling ZeRO has).
+- a checkpoint of another number of processes: DeepSpeed refuses its optimizer partitions, so
+  they are joined and re-split here (`_load_resplit_optimizer`, with DeepSpeed's elastic restore).
 This module does not decide when to save or what the loop does; it wraps, steps and saves.
 """
 
