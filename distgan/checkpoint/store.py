@@ -16,6 +16,7 @@ Layout (DESIGN.md run-directory contract):
 A checkpoint is written under `.tmp-step_...` and renamed when complete; `latest` is then
 replaced with os.replace. A crash at any point leaves `latest` naming a complete checkpoint; a
 failed write (disk full) leaves the previous one as `latest` and says how much space is needed.
+A checkpoint resumes on another number of processes too (`_restore_resized`): one warning line.
 What is saved is registered once (`CheckpointParts`): the backend's state, objects with
 `state_dict()` / `load_state_dict()` shared by all ranks (meta.json) or per rank (ranks/), the
 contract's weights files and text files. This module never decides WHEN to save, nor whether the
@@ -78,7 +79,9 @@ class CheckpointParts:
 
     backend: Any  # G, D, optimizers, scaler, RNG per rank: `save_state(dir)` / `load_state(dir)`
     shared: list[Stateful]  # the same on every rank; their state_dicts merge into meta.json
-    per_rank: dict[str, Stateful]  # each rank's own (data position, ADA tally): ranks/rank_N.json
+    # each rank's own (data position, ADA tally): ranks/rank_N.json. On another number of processes
+    # a part's `load_resharded(all saved ranks' states)` if it has one, else its numbers are sums.
+    per_rank: dict[str, Stateful]
     weights: dict[str, nn.Module]  # the contract's weights files, written by the main process
     restored_weights: tuple[str, ...] = ()  # of those, the ones read back (G and D come with the backend)
     facts: dict[str, Any] = field(default_factory=dict)  # meta.json facts about the run (world size, ...)
@@ -113,20 +116,92 @@ class Checkpointer:
         return self._write(step, meta, rank_state)
 
     def restore(self, checkpoint_dir: Path) -> dict[str, Any]:
-        """Restore every registered part on every rank; return meta.json."""
-        meta, rank_state = self._read(checkpoint_dir)
+        """Restore every registered part on every rank; return meta.json.
+
+        A checkpoint written by another number of processes resumes too (`_restore_resized`)."""
+        acc = self.accelerator
+        meta = read_meta(checkpoint_dir)  # resolve_checkpoint/latest_checkpoint verified the manifest
+        saved_world = int(meta.get("world_size") or 0)
+        if saved_world != acc.num_processes:
+            return self._restore_resized(checkpoint_dir, meta, saved_world)
+        self.parts.backend.load_state(checkpoint_dir / "state")
+        rank_state = self._rank_states(checkpoint_dir, [acc.process_index])[0]
         # The weights files hold the BatchNorm stats averaged over ranks (saved while averaged):
         # load them first, then give each rank its own stats back.
-        for name in self.parts.restored_weights:
-            load_weights(self.parts.weights[name], checkpoint_dir / f"{name}.safetensors")
+        self._load_weights(checkpoint_dir)
         for name, part in self.parts.per_rank.items():
             if name in rank_state:  # absent in checkpoints written without it: the part starts afresh
                 part.load_state_dict(rank_state[name])
         self._restore_rank_buffers(rank_state.get("buffers", {}))
         for part in self.parts.shared:
             part.load_state_dict(meta)
-        self.accelerator.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
+        acc.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
         return meta
+
+    def _restore_resized(
+        self, checkpoint_dir: Path, meta: dict[str, Any], saved_world: int
+    ) -> dict[str, Any]:
+        """Resume on M processes from a checkpoint of N != M. Weights, optimizer states (ZeRO's
+        partitions re-split by the backend), EMA, counters, ADA's p come back as saved; what was
+        per process is re-derived for the new world:
+        - RNG: every process seeded from the run's seed, the step and its new rank (the backend);
+        - data: the saved positions together give the rows of the epoch in progress that no
+          process had read; they are split over the new processes (`load_resharded`);
+        - other per-process tallies of sums (ADA's unfinished interval): the saved ranks' sums,
+          scaled to the new number of processes, kept by rank 0 (the all-reduce that reads them
+          then sees the same per-process average);
+        - BatchNorm running stats: every process starts from the average in the weights files."""
+        acc = self.accelerator
+        if saved_world < 1 or not (checkpoint_dir / "ranks").is_dir():
+            raise CheckpointError(
+                f"{checkpoint_dir / run_layout.META}: world_size {saved_world!r} is not usable"
+            )
+        self.parts.backend.load_state(checkpoint_dir / "state", resized_at=int(meta["step"]))
+        saved = self._rank_states(checkpoint_dir, list(range(saved_world)))
+        self._load_weights(checkpoint_dir)
+        for name, part in self.parts.per_rank.items():
+            states = [
+                {"rank": r, **state[name]} if isinstance(state.get(name), dict) else None
+                for r, state in enumerate(saved)
+            ]
+            if any(state is None for state in states):  # written without it: the part starts afresh
+                continue
+            if hasattr(part, "load_resharded"):
+                part.load_resharded(states)
+            elif all(
+                isinstance(v, (int, float)) for state in states for k, v in state.items() if k != "rank"
+            ):
+                part.load_state_dict(_rescaled_sums(states, acc.process_index, acc.num_processes))
+            else:
+                raise CheckpointError(
+                    f"{checkpoint_dir}: the per-process state {name!r} cannot be carried from "
+                    f"{_processes(saved_world)} to {_processes(acc.num_processes)}; resume on {saved_world}"
+                )
+        for part in self.parts.shared:
+            part.load_state_dict(meta)
+        acc.print(f"resumed from {checkpoint_dir} at step {meta['step']}")
+        acc.print(
+            f"warning: {checkpoint_dir.name} was written by {_processes(saved_world)} and this run has "
+            f"{_processes(acc.num_processes)}: the training continues validly (same weights, optimizer states and "
+            f"counters; the rest of the epoch's examples each read once) but not bitwise like an "
+            f"uninterrupted run (new random streams per process, another order of the remaining examples, "
+            f"BatchNorm stats restarting from the average over processes)"
+        )
+        return meta
+
+    def _load_weights(self, checkpoint_dir: Path) -> None:
+        for name in self.parts.restored_weights:
+            load_weights(self.parts.weights[name], checkpoint_dir / f"{name}.safetensors")
+
+    def _rank_states(self, checkpoint_dir: Path, ranks: list[int]) -> list[dict[str, Any]]:
+        states = []
+        for rank in ranks:
+            path = checkpoint_dir / "ranks" / f"rank_{rank:05d}.json"
+            try:
+                states.append(json.loads(path.read_text()))
+            except (OSError, ValueError) as err:
+                raise CheckpointError(f"{path}: not a usable per-process state file ({err})") from None
+        return states
 
     @torch.no_grad()
     def _restore_rank_buffers(self, saved: dict[str, list]) -> None:
@@ -186,20 +261,20 @@ class Checkpointer:
         for old in complete[: max(0, len(complete) + 1 - self.keep_last)]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def _read(self, checkpoint_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Restore the backend's state; return (meta, this process's rank_state)."""
-        acc = self.accelerator
-        meta = read_meta(checkpoint_dir)  # resolve_checkpoint/latest_checkpoint verified the manifest
-        saved_world = meta.get("world_size")
-        if saved_world != acc.num_processes:
-            raise CheckpointError(
-                f"{checkpoint_dir} was written by {saved_world} processes, this run has "
-                f"{acc.num_processes}: resume with the same number of processes "
-                f"(per-process RNG and data positions are part of the checkpoint)"
-            )
-        self.parts.backend.load_state(checkpoint_dir / "state")
-        rank_file = checkpoint_dir / "ranks" / f"rank_{acc.process_index:05d}.json"
-        return meta, json.loads(rank_file.read_text())
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
+
+
+def _rescaled_sums(states: list[dict], rank: int, world: int) -> dict:
+    """Per-process sums of N saved ranks carried to `world` processes: their total times world / N
+    on rank 0, zero elsewhere, so the total over the new processes has the same per-process average."""
+    scale = world / len(states)
+    return {
+        key: sum(state[key] for state in states) * scale if rank == 0 else 0 * states[0][key]
+        for key in states[0]
+        if key != "rank"
+    }
 
 
 # How torch.save ("iostream error") and safetensors ("I/O error: ... (os error 28)") report a failed

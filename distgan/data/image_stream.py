@@ -13,6 +13,8 @@ Position = (epoch, index of the next row not yet delivered). Resuming rebuilds t
 same seeded stream for that epoch and skips rows up to the position without
 decoding them, so the batches after `load_state_dict` are exactly those of an
 uninterrupted run. Skipped (bad) rows are counted at the position they occupy.
+On another number of processes (`load_resharded`), the epoch in progress is
+finished with the rows no process had read (resplit.py), then epochs split as usual.
 This module does not know about models, optimizers or accelerate.
 """
 
@@ -28,6 +30,7 @@ from datasets.distributed import split_dataset_by_node
 from distgan.config import ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
+from distgan.data.resplit import next_layers, resplit_rows, summed_counter
 from distgan.data.sources import Source, locate_row, open_source, read_rows
 from distgan.data.transforms import ChunkDecoder, ImageSpec, RawRow, keep_chunk, mirror_key, note_conversions
 
@@ -77,32 +80,52 @@ class ImageStream:
         self.split_mode = "shards" if shards % world_size == 0 else "examples"
         if self.split_mode == "examples" and rank == 0:
             warnings.warn(self._split_note(), stacklevel=2)
+        self.dataset = self._rank_dataset(rank, world_size)
+        self.epoch, self.index, self.examples_consumed, self.skipped_committed = 0, 0, 0, 0
+        self.resplit: tuple[int, list] | None = None  # (epoch, layers): see resplit.py
+        self._reset_pipeline()
+
+    # ------------------------------------------------------------ raw rows (main process)
+
+    def _rank_dataset(self, rank: int, world_size: int):
+        """Process `rank` of `world_size`'s split of the source, shuffled with the run's seed."""
+        data = self.cfg.data
         dataset = split_dataset_by_node(self.source.dataset, rank=rank, world_size=world_size)
         if data.shuffle_buffer > 0:
             # max_buffer_input_shards=1: datasets' default interleaves shards with threads and then
             # sleeps 5 s at the end of every epoch; one shard at a time is as random and fast.
             dataset = dataset.shuffle(
-                seed=cfg.train.seed, buffer_size=data.shuffle_buffer, max_buffer_input_shards=1
+                seed=self.cfg.train.seed, buffer_size=data.shuffle_buffer, max_buffer_input_shards=1
             )
-        self.dataset = dataset
-        self.epoch, self.index, self.examples_consumed, self.skipped_committed = 0, 0, 0, 0
-        self._reset_pipeline()
+        return dataset
 
-    # ------------------------------------------------------------ raw rows (main process)
+    def _epoch_rows(self, epoch: int) -> Iterator[dict]:
+        """This process's rows of `epoch`: its own split, or its share of the rest of the epoch in
+        which the number of processes changed (every old rank's split is read again to find it)."""
+        if self.resplit is None or epoch != self.resplit[0]:
+            self.dataset.set_epoch(epoch)
+            return read_rows(self.source, self.dataset)
+
+        def old_rank_rows(rank: int, world_size: int) -> Iterator[dict]:
+            dataset = self._rank_dataset(rank, world_size)
+            dataset.set_epoch(epoch)
+            return read_rows(self.source, dataset)
+
+        return resplit_rows(old_rank_rows, self.resplit[1], self.rank, self.world_size)
 
     def raw_rows(self, start_epoch: int, start_index: int) -> Iterator[RawRow]:
         """Tagged raw rows from (start_epoch, start_index) on, over epochs forever."""
         image_col, label_col = self.source.image_column, self.source.label_column
         epoch = start_epoch
         while True:
-            self.dataset.set_epoch(epoch)
             count = 0
-            for index, row in enumerate(read_rows(self.source, self.dataset)):
+            for index, row in enumerate(self._epoch_rows(epoch)):
                 count += 1
                 if epoch == start_epoch and index < start_index:
                     continue  # resuming: skip without decoding
                 yield (epoch, index, row[image_col], row[label_col] if label_col else None)
-            if count == 0:
+            resplit_epoch = self.resplit is not None and epoch == self.resplit[0]
+            if count == 0 and not resplit_epoch:  # the rest of an epoch may leave a rank nothing
                 raise DataError(
                     f"data.path: process {self.rank} of {self.world_size} got no examples from "
                     f"{self.source.where!r} ({self.source.num_shards} shards); use fewer processes or more data"
@@ -208,13 +231,25 @@ class ImageStream:
             "index": self.index,
             "examples_consumed": self.examples_consumed,
             "skipped_examples": self.skipped_committed,
+            **({"resplit": self.resplit[1]} if self.resplit and self.resplit[0] == self.epoch else {}),
         }
+
+    def load_resharded(self, states: list[dict]) -> None:
+        """Continue from the positions of a run with another number of processes: this process's
+        share of the rows no saved rank had read of the epoch in progress (resplit.py)."""
+        self.close()
+        epoch, layers = next_layers(states)
+        self.epoch, self.index, self.resplit = epoch, 0, (epoch, layers)
+        self.examples_consumed = summed_counter(states, "examples_consumed", self.rank)
+        self.skipped_committed = summed_counter(states, "skipped_examples", self.rank)
+        self._reset_pipeline()
 
     def load_state_dict(self, state: dict) -> None:
         self.close()
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
         self.examples_consumed = int(state["examples_consumed"])
         self.skipped_committed = int(state.get("skipped_examples", 0))
+        self.resplit = (self.epoch, state["resplit"]) if state.get("resplit") else None
         saved_path = state.get("path")
         if state.get("source") == "embedded" == self.cfg.data.source:
             saved_path = self.source.where  # the package's own digits, wherever it is installed

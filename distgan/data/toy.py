@@ -22,6 +22,7 @@ import torch
 from distgan.config import ConfigError, DataConfig, ExperimentConfig
 from distgan.data.batch import Batch
 from distgan.data.errors import DataError
+from distgan.data.resplit import next_layers, resplit_rows, summed_counter
 from distgan.data.sources import DataSource
 from distgan.registry import SOURCES
 
@@ -71,6 +72,7 @@ class ToyStream:
                 f"without examples; valid: >= {world_size}"
             )
         self.epoch, self.index, self.examples_consumed = 0, 0, 0
+        self.resplit: tuple[int, list] | None = None  # (epoch, layers): see resplit.py
         self._order_epoch, self._order = -1, np.empty(0, dtype=np.int64)
 
     def _share(self, epoch: int) -> np.ndarray:
@@ -78,7 +80,14 @@ class ToyStream:
         if epoch != self._order_epoch:
             n = len(self.points)
             perm = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
-            self._order, self._order_epoch = perm[self.rank :: self.world_size], epoch
+            if self.resplit is not None and epoch == self.resplit[0]:  # the world size changed in it
+                rows = resplit_rows(
+                    lambda r, world: perm[r::world], self.resplit[1], self.rank, self.world_size
+                )
+                self._order = np.fromiter(rows, dtype=np.int64)
+            else:
+                self._order = perm[self.rank :: self.world_size]
+            self._order_epoch = epoch
         return self._order
 
     def __iter__(self) -> ToyStream:
@@ -109,11 +118,21 @@ class ToyStream:
             "index": self.index,
             "examples_consumed": self.examples_consumed,
             "skipped_examples": 0,
+            **({"resplit": self.resplit[1]} if self.resplit and self.resplit[0] == self.epoch else {}),
         }
+
+    def load_resharded(self, states: list[dict]) -> None:
+        """Continue from the positions of a run with another number of processes (resplit.py)."""
+        epoch, layers = next_layers(states)
+        self.epoch, self.index, self.resplit = epoch, 0, (epoch, layers)
+        self.examples_consumed = summed_counter(states, "examples_consumed", self.rank)
+        self._order_epoch = -1
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.index = int(state["epoch"]), int(state["index"])
         self.examples_consumed = int(state["examples_consumed"])
+        self.resplit = (self.epoch, state["resplit"]) if state.get("resplit") else None
+        self._order_epoch = -1
         if (state.get("world_size"), state.get("rank")) != (self.world_size, self.rank):
             warnings.warn(
                 f"toy data position was saved for rank {state.get('rank')}/{state.get('world_size')}, this "

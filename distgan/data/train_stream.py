@@ -55,6 +55,12 @@ class TrainStream:
         """Continue exactly where `state` was taken: next() yields what an uninterrupted run would."""
         self._impl.load_state_dict(state)
 
+    def load_resharded(self, states: list[dict]) -> None:
+        """Continue from every process's position of a run with another number of processes: the
+        rows of the epoch in progress that none of them had read, split over this run's processes;
+        then whole epochs as usual. Same examples, another order (see resplit.py)."""
+        self._impl.load_resharded(states)
+
     @property
     def stats(self) -> dict:
         """{"epoch": int, "skipped_examples": int} for the logs."""

@@ -117,7 +117,10 @@ class Backend:
     def save_state(self, directory: Path) -> None:
         raise NotImplementedError
 
-    def load_state(self, directory: Path) -> None:
+    def load_state(self, directory: Path, resized_at: int | None = None) -> None:
+        """`resized_at`: the checkpoint's step when it was written by another number of processes;
+        then the state is loaded for this world and every process's RNG is seeded from the run's
+        seed, that step and its rank (`rng_state.resized_seed`) instead of a saved rank's state."""
         raise NotImplementedError
 
     def learning_rates(self) -> dict[str, float]:

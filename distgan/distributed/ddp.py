@@ -12,6 +12,7 @@ from torch import nn
 from distgan.config import ExperimentConfig
 from distgan.distributed.backend import Backend, build_optimizer, convert_batchnorm
 from distgan.distributed.compression import register_comm_hook
+from distgan.distributed.rng_state import resized_seed, seed_everything
 from distgan.distributed.safe_load import check_accelerate_state
 
 
@@ -29,6 +30,7 @@ class AccelerateBackend(Backend):
         self.accelerator = accelerator
         self.grad_clip = cfg.optim.grad_clip
         self.grad_accum = cfg.train.grad_accum
+        self.seed = cfg.train.seed  # the RNG after a resume on another number of processes
         generator, discriminator = convert_batchnorm(cfg, generator, discriminator)
         opt_g = build_optimizer(generator.parameters(), cfg.optim.g, cfg.optim.implementation)
         opt_d = build_optimizer(discriminator.parameters(), cfg.optim.d, cfg.optim.implementation)
@@ -108,6 +110,12 @@ class AccelerateBackend(Backend):
         resume reads them from there (`writes_weights` is False)."""
         self.accelerator.save_state(str(directory))
 
-    def load_state(self, directory: Path) -> None:
-        check_accelerate_state(directory, self.accelerator.process_index)  # refuse, never skip
+    def load_state(self, directory: Path, resized_at: int | None = None) -> None:
+        """Optimizers and scaler are the same on every DDP rank (optimizer.bin is written once), so
+        they load on any number of processes; the RNG files are per rank."""
+        rank = self.accelerator.process_index
+        # refuse, never skip; on another world size the RNG file checked is one that exists
+        check_accelerate_state(directory, rank if resized_at is None else 0)
         self.accelerator.load_state(str(directory))
+        if resized_at is not None:  # a saved rank's RNG (or none, for a new rank): re-derived instead
+            seed_everything(resized_seed(self.seed, rank, resized_at))

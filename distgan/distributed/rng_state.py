@@ -4,7 +4,8 @@
     rng_state_<rank>.safetensors   torch's CPU (and CUDA) generator state (uint8 tensors)
 
 A file that is missing, malformed or does not fit the generators is a CheckpointError naming it.
-This module only writes and restores generator state; it does not decide when.
+After a resume on another number of processes, every generator is seeded from `resized_seed`.
+This module only writes, restores and seeds generator state; it does not decide when.
 """
 
 from __future__ import annotations
@@ -69,3 +70,17 @@ def load_rng_state(directory: Path, rank: int) -> None:
             torch.cuda.set_rng_state(tensors["cuda"])
     except (OSError, SafetensorError, KeyError, RuntimeError, TypeError) as err:
         raise CheckpointError(f"{tensor_path}: not a usable RNG state file ({err})") from None
+
+
+def resized_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of process `rank` after a resume on another number of processes at `step`: a
+    function of the run's seed, the step and the new rank alone (the saved per-rank generator
+    states belong to ranks of the old world)."""
+    return int(np.random.SeedSequence([seed, step, rank, 0x5EED]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    """python's, numpy's and torch's (CPU and every CUDA device's) generators from one seed."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

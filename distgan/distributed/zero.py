@@ -12,6 +12,8 @@ Rules kept here (each one is a trap in FACTS.md):
 - bf16: the modules keep fp32 weights and their forward runs under autocast (as accelerate does
   for DDP), so the penalty's unwrapped forward, the EMA and the exported weights see the same
   precision as under DDP. fp16: DeepSpeed's own fp16 section (the only loss scaling ZeRO has).
+- a checkpoint of another number of processes: DeepSpeed refuses its optimizer partitions, so
+  they are joined and re-split here (`_load_resplit_optimizer`, with DeepSpeed's elastic restore).
 This module does not decide when to save or what the loop does; it wraps, steps and saves.
 """
 
@@ -30,7 +32,7 @@ from torch import nn
 from distgan.config import ExperimentConfig
 from distgan.distributed.backend import Backend, build_optimizer, convert_batchnorm
 from distgan.distributed.deepspeed_json import deepspeed_config
-from distgan.distributed.rng_state import load_rng_state, save_rng_state
+from distgan.distributed.rng_state import load_rng_state, resized_seed, save_rng_state, seed_everything
 from distgan.distributed.safe_load import deepspeed_safe_globals, safe_torch_load
 from distgan.errors import CheckpointError
 
@@ -75,6 +77,7 @@ class DeepSpeedBackend(Backend):
         self.accelerator = accelerator
         self.grad_clip = cfg.optim.grad_clip
         self.precision = cfg.train.mixed_precision
+        self.seed = cfg.train.seed  # the RNG after a resume on another number of processes
         _join_world_of_one(accelerator)
         _data_parallel_group_with_timeout(cfg.distributed.timeout_s)
         generator, discriminator = convert_batchnorm(cfg, generator, discriminator)
@@ -143,20 +146,92 @@ class DeepSpeedBackend(Backend):
             engine.save_checkpoint(str(directory), tag=ENGINE_TAGS[name], save_latest=False)
         save_rng_state(directory, self.accelerator.process_index)
 
-    def load_state(self, directory: Path) -> None:
+    def load_state(self, directory: Path, resized_at: int | None = None) -> None:
+        """Each engine's module, counters and optimizer partition. From a checkpoint of another
+        number of processes (`resized_at`: its step), the saved partitions are joined and split
+        again for this world (`_load_resplit_optimizer`) and the RNG is re-derived per rank."""
         for name, engine in self.engines.items():
             _load_without_code_execution(engine)
             path, _ = engine.load_checkpoint(
                 str(directory),
                 tag=ENGINE_TAGS[name],
-                load_optimizer_states=True,
+                load_optimizer_states=resized_at is None,  # DeepSpeed refuses another world size
                 load_lr_scheduler_states=False,
             )
             if path is None:
                 raise CheckpointError(
                     f"{directory / ENGINE_TAGS[name]}: no DeepSpeed checkpoint to resume from"
                 )
-        load_rng_state(directory, self.accelerator.process_index)
+            if resized_at is not None:
+                _load_resplit_optimizer(engine, directory, ENGINE_TAGS[name])
+        if resized_at is None:
+            load_rng_state(directory, self.accelerator.process_index)
+        else:
+            seed_everything(resized_seed(self.seed, self.accelerator.process_index, resized_at))
+
+
+def _load_resplit_optimizer(engine, directory: Path, tag: str) -> None:
+    """ZeRO-1/2 on a new number of processes. Every saved rank holds one slice of each flat
+    parameter group (fp32 master weights without padding, and the optimizer state, padded on the
+    last rank). Joined in rank order they are the whole group; DeepSpeed's own elastic restore then
+    cuts this rank's slice for the current world. The saved files are read through the same
+    weights-only loader as a normal resume."""
+    from deepspeed.checkpoint.constants import (
+        BASE_OPTIMIZER_STATE,
+        BASE_OPTIMIZER_STATE_STEP,
+        GROUP_PADDINGS,
+        OPTIMIZER_STATE_DICT,
+        SINGLE_PARTITION_OF_FP32_GROUPS,
+    )
+
+    saved = [
+        engine.checkpoint_engine.load(name, map_location="cpu")[OPTIMIZER_STATE_DICT]
+        for name in _partition_files(engine, directory, tag)
+    ]
+    optimizer = engine.optimizer
+    groups = len(optimizer.optimizer.param_groups)
+    elastic = []
+    for rank_state in saved:
+        base = rank_state[BASE_OPTIMIZER_STATE]
+        if isinstance(base, dict):  # one torch optimizer state per rank: strip the last rank's padding
+            paddings = rank_state[GROUP_PADDINGS]
+            base = [
+                {
+                    key: value[: value.numel() - paddings[i]]
+                    if torch.is_tensor(value) and value.dim()
+                    else value
+                    for key, value in base["state"][i].items()
+                }
+                for i in range(groups)
+            ]
+        elastic.append(
+            {
+                BASE_OPTIMIZER_STATE: base,
+                BASE_OPTIMIZER_STATE_STEP: rank_state.get(BASE_OPTIMIZER_STATE_STEP),
+                SINGLE_PARTITION_OF_FP32_GROUPS: rank_state[SINGLE_PARTITION_OF_FP32_GROUPS],
+            }
+        )
+    had_group_step = "step" in optimizer.optimizer.param_groups[0]
+    optimizer._load_global_state(saved[0])  # loss scaler, clipping: the same on every rank
+    optimizer._restore_elastic_base_optimizer_state(elastic)
+    optimizer._restore_from_elastic_fp32_weights(elastic)
+    for i, group in enumerate(optimizer.optimizer.param_groups):  # per-group scalars (Adam's step)
+        state = optimizer.optimizer.state[group["params"][0]]  # as saved: DeepSpeed pads them to 1-D
+        for key, value in elastic[0][BASE_OPTIMIZER_STATE][i].items():
+            if torch.is_tensor(value) and value.dim() == 0:
+                state[key] = value.clone().to(state[key].device)
+    if not had_group_step and elastic[0][BASE_OPTIMIZER_STATE_STEP] is None:
+        for group in optimizer.optimizer.param_groups:  # torch's Adam keeps its step per state
+            group.pop("step", None)
+
+
+def _partition_files(engine, directory: Path, tag: str) -> list[str]:
+    """Every saved rank's ZeRO optimizer file (the world that wrote them is in the model states)."""
+    for bf16 in (engine.bfloat16_enabled(), not engine.bfloat16_enabled()):  # as DeepSpeed looks
+        names = engine._get_all_zero_checkpoint_names(str(directory), tag, bf16)
+        if names and all(os.path.isfile(name) for name in names):
+            return names
+    raise CheckpointError(f"{directory / tag}: the ZeRO optimizer partitions of its processes are missing")
 
 
 def _load_without_code_execution(engine) -> None:
