@@ -50,6 +50,7 @@ class AugmentParams:
     color: ColorParams | None = None  # ADA's colour group (the op `color_matrix`)
     filter: FilterParams | None = None  # ADA's image-space filtering
     noise: NoiseParams | None = None  # ADA's additive noise
+    diffaugment_color: bool = True  # DiffAugment's colour op is among the ops (else not applied)
 
     def select(self, rows) -> AugmentParams:
         """The parameters of some samples (a process's slice of a global batch)."""
@@ -114,9 +115,8 @@ def apply(x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
     x = xflip(x, params.flip)
     if params.geometry is not None:
         x = transform_geometry(x, params.geometry)
-    coloured = contrast(saturation(brightness(x, params.brightness), params.saturation), params.contrast)
-    changed = (params.brightness != 0) | (params.saturation != 1) | (params.contrast != 1)
-    x = torch.where(changed.view(-1, 1, 1, 1), coloured, x)  # factor 1 is not exactly the identity
+    if params.diffaugment_color:  # not configured: skipped, since a factor of 1 rounds
+        x = contrast(saturation(brightness(x, params.brightness), params.saturation), params.contrast)
     if params.color is not None:
         x = transform_color(x, params.color)
     if params.filter is not None:

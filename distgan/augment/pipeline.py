@@ -137,4 +137,5 @@ def draw(
         color=ada_color,
         filter=filter_,
         noise=noise,
+        diffaugment_color="color" in ops,
     )
