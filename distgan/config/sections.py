@@ -200,12 +200,13 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     # where the examples come from (data.path says which): embedded (the 5,000 MNIST digits shipped
-    # inside) | hub | parquet | imagefolder | zip | webdataset | lmdb | prepared | toy, or a registered source
+    # inside) | hub | parquet | imagefolder | zip | webdataset | lmdb | prepared | stacked_mnist (three
+    # embedded digits as R, G, B) | toy, or a registered source
     source: str = "embedded"
     # hub: dataset id; parquet: file, glob or directory; imagefolder: directory; zip: a .zip of
     # images; webdataset: .tar file, glob or directory; lmdb: database directory (LSUN);
     # prepared: output of `distgan.data.prepare`;
-    # toy: ring8 | grid25; embedded: ignored
+    # toy: ring8 | grid25; embedded, stacked_mnist: ignored
     path: str = ""
     name: Optional[str] = None  # hub dataset config name (e.g. a CelebA subset), if any
     split: str = "train"  # dataset split to train on
@@ -221,6 +222,8 @@ class DataConfig:
     on_bad_example: Literal["error", "skip"] = "error"  # corrupt/invalid rows: stop or skip+count
     toy_samples: int = 100_000  # examples in one epoch of a toy 2D dataset
     mirror: bool = False  # random horizontal flip per example, decided by (seed, rank, epoch, index)
+    stack_count: int = 50_000  # stacked_mnist: stacks of three embedded digits in one epoch
+    stack_seed: int = 0  # stacked_mnist: seed of the draw of each stack's three digits
 
     def validate(self, prefix: str = "data") -> None:
         _require_registered(SOURCES, self.source, f"{prefix}.source")
@@ -232,6 +235,7 @@ class DataConfig:
             self.shuffle_buffer >= 0, f"{prefix}.shuffle_buffer", f"must be >= 0, got {self.shuffle_buffer}"
         )
         _require(self.toy_samples >= 1, f"{prefix}.toy_samples", f"must be >= 1, got {self.toy_samples}")
+        _require(self.stack_count >= 1, f"{prefix}.stack_count", f"must be >= 1, got {self.stack_count}")
         _require(
             not (self.mirror and self.source == "toy"),
             f"{prefix}.mirror",
@@ -630,6 +634,12 @@ class ExperimentConfig:
                 "data.label_column",
                 "a conditional model (model.num_classes > 0) needs data.label_column",
             )
+        channels = SOURCES.get(data.source).channels
+        _require(
+            channels in (None, model.channels),
+            "model.channels",
+            f"data.source={data.source} has {channels}-channel images: set model.channels={channels}",
+        )
         _require(
             self.augment.policy == "none" or not data.is_toy,
             "augment.policy",
