@@ -77,7 +77,7 @@ class ModelConfig:
     d_norm: Literal["batch", "layer", "none"] = "none"  # normalisation in D (WGAN-GP: layer|none)
     g_norm: Literal["batch", "none"] = "batch"  # normalisation in the mlp G (toy data: none is sharper)
     d_dropout: float = 0.0  # dropout probability in D, 0 <= p < 1
-    pack: int = 1  # PacGAN: D judges this many samples jointly (mlp only; 1 = off)
+    pack: int = 1  # PacGAN: D judges this many samples jointly (mlp, dcgan; 1 = off)
     # spectral normalization (torch's parametrization) of D's, G's or both networks' conv/linear weights
     spectral_norm: Literal["none", "d", "g", "both"] = "none"
     # how class labels enter a conditional model: concat (mlp, dcgan: class maps next to D's input) |
