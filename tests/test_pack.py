@@ -1,4 +1,4 @@
-"""PacGAN packing (model.pack): D judges groups of m samples, config checks, a real training step."""
+"""PacGAN packing (model.pack): mlp and dcgan D's judge groups of m samples, config checks, a real step."""
 
 import json
 import math
@@ -28,14 +28,14 @@ def test_packed_mlp_discriminator_takes_m_samples_jointly():
     assert changed.tolist() == [True, False, False, False]
 
 
-def test_pack_must_divide_the_per_process_batch_and_needs_the_mlp():
+def test_pack_must_divide_the_per_process_batch_and_needs_a_family_that_packs():
     cfg = load_config("configs/toy_ring.yaml", TOY)
     with pytest.raises(ConfigError, match="model.pack"):
         override(cfg, ["model.pack=3"])  # 16 % 3 != 0
     with pytest.raises(ConfigError, match="model.pack"):
         override(cfg, ["model.pack=8"]).validate(world_size=4)  # 16 / 4 processes = 4 per process
     with pytest.raises(ConfigError, match="model.pack"):
-        load_config("configs/quickstart.yaml", ["model.pack=2"])
+        load_config("configs/celeba_resnet.yaml", ["model.pack=2"])
     with pytest.raises(ConfigError, match="model.pack"):
         override(cfg, ["model.pack=0"])
 
@@ -62,3 +62,23 @@ def test_a_packed_training_run_finishes_with_finite_losses(tmp_path, fresh_accel
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     d_losses = [line["loss_d"] for line in lines if "loss_d" in line]
     assert len(d_losses) == 2 and all(math.isfinite(v) for v in d_losses)
+
+
+def test_packed_dcgan_discriminator_scores_groups_stacked_on_the_channel_axis():
+    cfg = load_config("configs/stacked_mnist.yaml", ["model.d_width=4", "model.pack=4", "data.batch_size=16"])
+    d = build_discriminator(cfg.model, cfg.sample_shape)
+    assert d.features[0].in_channels == 4 * 3  # m * (R, G, B)
+    x = torch.randn(8, 3, 28, 28)
+    assert d(x).shape == (2,)  # one score per group of 4
+    for i in range(8):  # moving sample i changes its own group's score (consecutive samples), no other
+        moved = x.clone()
+        moved[i] += 1.0
+        assert (d(moved) != d(x)).tolist() == [i < 4, i >= 4], i
+    with pytest.raises(ConfigError, match="model.pack"):  # the projection D cannot pack
+        load_config("configs/quickstart.yaml", ["model.pack=2"])
+    conditional = load_config(
+        "configs/quickstart.yaml", ["model.pack=2", "model.conditioning=concat", "model.d_width=4"]
+    )
+    labels = torch.arange(4) % 10
+    packed = build_discriminator(conditional.model, conditional.sample_shape)
+    assert packed(torch.randn(4, 1, 28, 28), labels).shape == (2,)  # class maps packed with their samples

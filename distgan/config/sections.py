@@ -77,7 +77,7 @@ class ModelConfig:
     d_norm: Literal["batch", "layer", "none"] = "none"  # normalisation in D (WGAN-GP: layer|none)
     g_norm: Literal["batch", "none"] = "batch"  # normalisation in the mlp G (toy data: none is sharper)
     d_dropout: float = 0.0  # dropout probability in D, 0 <= p < 1
-    pack: int = 1  # PacGAN: D judges this many samples jointly (mlp only; 1 = off)
+    pack: int = 1  # PacGAN: D judges this many samples jointly (mlp, dcgan; 1 = off)
     # spectral normalization (torch's parametrization) of D's, G's or both networks' conv/linear weights
     spectral_norm: Literal["none", "d", "g", "both"] = "none"
     # how class labels enter a conditional model: concat (mlp, dcgan: class maps next to D's input) |
@@ -200,12 +200,13 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     # where the examples come from (data.path says which): embedded (the 5,000 MNIST digits shipped
-    # inside) | hub | parquet | imagefolder | zip | webdataset | lmdb | prepared | toy, or a registered source
+    # inside) | hub | parquet | imagefolder | zip | webdataset | lmdb | prepared | stacked_mnist (three
+    # embedded digits as R, G, B) | toy, or a registered source
     source: str = "embedded"
     # hub: dataset id; parquet: file, glob or directory; imagefolder: directory; zip: a .zip of
     # images; webdataset: .tar file, glob or directory; lmdb: database directory (LSUN);
     # prepared: output of `distgan.data.prepare`;
-    # toy: ring8 | grid25; embedded: ignored
+    # toy: ring8 | grid25; embedded, stacked_mnist: ignored
     path: str = ""
     name: Optional[str] = None  # hub dataset config name (e.g. a CelebA subset), if any
     split: str = "train"  # dataset split to train on
@@ -221,6 +222,8 @@ class DataConfig:
     on_bad_example: Literal["error", "skip"] = "error"  # corrupt/invalid rows: stop or skip+count
     toy_samples: int = 100_000  # examples in one epoch of a toy 2D dataset
     mirror: bool = False  # random horizontal flip per example, decided by (seed, rank, epoch, index)
+    stack_count: int = 50_000  # stacked_mnist: stacks of three embedded digits in one epoch
+    stack_seed: int = 0  # stacked_mnist: seed of the draw of each stack's three digits
 
     def validate(self, prefix: str = "data") -> None:
         _require_registered(SOURCES, self.source, f"{prefix}.source")
@@ -232,6 +235,7 @@ class DataConfig:
             self.shuffle_buffer >= 0, f"{prefix}.shuffle_buffer", f"must be >= 0, got {self.shuffle_buffer}"
         )
         _require(self.toy_samples >= 1, f"{prefix}.toy_samples", f"must be >= 1, got {self.toy_samples}")
+        _require(self.stack_count >= 1, f"{prefix}.stack_count", f"must be >= 1, got {self.stack_count}")
         _require(
             not (self.mirror and self.source == "toy"),
             f"{prefix}.mirror",
@@ -687,6 +691,12 @@ class ExperimentConfig:
                 "data.label_column",
                 "a conditional model (model.num_classes > 0) needs data.label_column",
             )
+        channels = SOURCES.get(data.source).channels
+        _require(
+            channels in (None, model.channels),
+            "model.channels",
+            f"data.source={data.source} has {channels}-channel images: set model.channels={channels}",
+        )
         _require(
             self.augment.policy == "none" or not data.is_toy,
             "augment.policy",

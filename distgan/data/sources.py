@@ -69,6 +69,7 @@ class DataSource:
     open: Callable[[DataConfig, int], Source] | None
     check: Callable[[DataConfig, str], None] = require_path  # ConfigError naming the key
     labelled: bool = False  # every example has a class label even without data.label_column
+    channels: int | None = None  # the model.channels its images need (None: any, converted to fit)
 
 
 def offline_mode() -> bool:

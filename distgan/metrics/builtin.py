@@ -3,8 +3,9 @@
 Result keys name the metric, the number of generated samples, the reference and the extractor,
 like StyleGAN's `fid50k_full`: fid10k_inception (FID only with the Inception network; fd1k_raw
 otherwise), kid10k_inception and kid10k_std_inception, precision10k_/recall10k_, density10k_/
-coverage10k_, is10k_inception. With the default reference and resize the keys without a count
-(fd_X, kid_X, precision_X, ...) are written too, for existing readers.
+coverage10k_, is10k_inception; class coverage and Stacked MNIST's modes name their classifier
+(classes_covered_mnist_classifier, stacked_modes_mnist_per_channel). With the default reference and
+resize the keys without a count (fd_X, kid_X, precision_X, ...) are written too, for existing readers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from distgan.metrics.inception_score import DEFAULT_SPLITS, inception_score
 from distgan.metrics.kid import kid
 from distgan.metrics.metric import Metric, MetricInputs
 from distgan.metrics.precision_recall import precision_recall
+from distgan.metrics.stacked_modes import stacked_modes
 from distgan.registry import METRICS
 
 PR_K = 3  # Kynkäänniemi et al. 2019
@@ -65,6 +67,11 @@ def _class_coverage(inputs: MetricInputs) -> dict:
     return {f"{key}_{inputs.labeler}": value for key, value in coverage.items()}
 
 
+def _stacked_modes(inputs: MetricInputs) -> dict:
+    scores = stacked_modes(inputs.fake_predictions)
+    return {f"stacked_{key}_{inputs.labeler}": value for key, value in scores.items()}
+
+
 def _mode_coverage(inputs: MetricInputs) -> dict:
     means, std = inputs.modes
     return mode_coverage(inputs.fake_features.cpu(), means, std)
@@ -83,4 +90,10 @@ METRICS.register(
     "class_coverage",
     Metric(_class_coverage, data=("gray",), labeler="mnist_classifier", min_samples=10),
 )
+# Stacked MNIST only (data.source=stacked_mnist), so not in the default list of other RGB data.
+METRICS.register(
+    "stacked_modes",
+    Metric(_stacked_modes, data=("rgb",), labeler="mnist_per_channel", real_features=False,
+           min_samples=10, default=False),
+)  # fmt: skip
 METRICS.register("mode_coverage", Metric(_mode_coverage, data=("points",), min_samples=10))

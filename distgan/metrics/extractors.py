@@ -32,6 +32,7 @@ from distgan.metrics.errors import MetricsError
 from distgan.metrics.fidelity_inception import FidelityInceptionExtractor
 from distgan.metrics.images import as_8bit_rgb
 from distgan.metrics.mnist_classifier import FEATURE_DIM, IMAGE_SIZE, NUM_CLASSES, load_mnist_classifier
+from distgan.metrics.stacked_modes import MnistPerChannel
 
 INCEPTION_HINT = (
     "the TorchScript FID Inception-v3 file inception-2015-12-05.pt (as used by StyleGAN2-ADA and clean-fid; "
@@ -115,7 +116,13 @@ class InceptionExtractor:
         return features.reshape(features.shape[0], -1).float(), probs
 
 
-Extractor = RawExtractor | MnistClassifierExtractor | InceptionExtractor | FidelityInceptionExtractor
+Extractor = (
+    RawExtractor
+    | MnistClassifierExtractor
+    | MnistPerChannel
+    | InceptionExtractor
+    | FidelityInceptionExtractor
+)
 
 
 def build_extractor(
@@ -130,6 +137,8 @@ def build_extractor(
         return RawExtractor(sample_shape)
     if name == "mnist_classifier":
         return MnistClassifierExtractor(device)
+    if name == "mnist_per_channel":  # a labeler only (stacked_modes), never eval.extractor
+        return MnistPerChannel(device)
     if name == "inception":
         if not inception_weights:
             raise MetricsError(

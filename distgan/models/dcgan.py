@@ -8,6 +8,9 @@ to the image, so its first conv relates label and pixels; or as `projection` (Mi
 D(x, y) = linear(phi(x)) + <embed(y), phi(x)>. Both let D check that x matches y. A class term that
 only adds to the logit (an embedding concatenated to phi(x)) cannot: it cancels between real and fake
 of the same labels, and G learns to ignore its label.
+PacGAN packing (model.pack = m, Lin et al. 2018): D scores groups of m consecutive samples, stacked on
+the channel axis (with their class maps, under concat conditioning), so a G that repeats itself is
+visible within one input; the projection D has no packed form (its class term is per sample).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distgan.config import ModelConfig
+from distgan.config import ConfigError, ModelConfig
 from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan, require_labels
 from distgan.models.family import Architecture, SampleShape, image_side, layer_groups
 from distgan.registry import ARCHITECTURES
@@ -79,15 +82,16 @@ class DCGANDiscriminator(nn.Module):
         norm: str = "none",
         dropout: float = 0.0,
         conditioning: str = "concat",
+        pack: int = 1,
     ) -> None:
         super().__init__()
         base, n_down = _layout(resolution)
-        self.num_classes = num_classes
+        self.num_classes, self.pack = num_classes, pack
         projection = num_classes > 0 and conditioning == "projection"
         # concat: a K-channel class map next to the image's channels
         self.embed = class_embedding(0 if projection else num_classes, num_classes)
         in_channels = channels + (num_classes if self.embed is not None else 0)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(pack * in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         ch = width
         for _ in range(n_down - 1):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), *_norm(norm, ch * 2)]
@@ -108,6 +112,10 @@ class DCGANDiscriminator(nn.Module):
         if self.embed is not None:
             class_maps = self.embed(labels).to(x.dtype)[:, :, None, None].expand(-1, -1, *x.shape[2:])
             x = torch.cat([x, class_maps], dim=1)
+        if self.pack > 1:  # each group of `pack` consecutive samples becomes one input
+            if x.shape[0] % self.pack:
+                raise ValueError(f"batch {x.shape[0]} is not divisible by model.pack={self.pack}")
+            x = x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1], *x.shape[2:])
         features = self.features(x).flatten(1)
         logit = self.head(features).squeeze(1)
         if self.projection is None:
@@ -117,6 +125,11 @@ class DCGANDiscriminator(nn.Module):
 
 def check_shape(model: ModelConfig, shape: SampleShape) -> None:
     image_side("dcgan", shape, DCGAN_RESOLUTIONS)
+    if model.pack > 1 and model.num_classes > 0 and model.conditioning == "projection":
+        raise ConfigError(
+            "model.pack: the projection D scores each sample's class separately and cannot pack; valid: "
+            f"model.pack=1, or model.conditioning=concat; got model.pack={model.pack}"
+        )
 
 
 def build_generator(model: ModelConfig, shape: SampleShape) -> DCGANGenerator:
@@ -134,6 +147,7 @@ def build_discriminator(model: ModelConfig, shape: SampleShape) -> DCGANDiscrimi
         model.d_norm,
         model.d_dropout,
         model.conditioning,
+        model.pack,
     )
 
 
@@ -147,7 +161,7 @@ ARCHITECTURES.register(
     Architecture(
         build_generator,
         build_discriminator,
-        options=frozenset({"d_norm", "d_dropout"}),
+        options=frozenset({"d_norm", "d_dropout", "pack"}),
         conditionings=("concat", "projection"),
         check_shape=check_shape,
         discriminator_blocks=discriminator_blocks,

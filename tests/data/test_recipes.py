@@ -55,6 +55,8 @@ SMALL = {
 STAND_IN = {
     "quickstart": None,  # the embedded digits
     "mnist_best": None,
+    "mnist_uncond": None,
+    "stacked_mnist": None,  # stacks of the embedded digits
     "mnist_dcgan": "mnist",
     "mnist_cgan": "mnist",
     "mnist_wgan": "mnist",
