@@ -54,7 +54,7 @@ def test_help_config_lists_every_key_with_type_default_and_its_source_comment(ca
     # a comment on the lines above a field (several lines joined) belongs to that field only
     comments = field_comments()
     assert comments[("DataConfig", "path")].startswith("hub: dataset id; parquet: file, glob or directory;")
-    assert comments[("DataConfig", "path")].endswith("toy: ring8 | grid25; embedded: ignored")
+    assert comments[("DataConfig", "path")].endswith("toy: ring8 | grid25; embedded, stacked_mnist: ignored")
     assert comments[("DataConfig", "name")] == "hub dataset config name (e.g. a CelebA subset), if any"
 
 
