@@ -46,15 +46,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def median_s(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def interleaved_medians(fns: dict, repeats: int) -> dict[str, float]:
+    """Each function timed `repeats` times, in turns (a change of machine load hits all alike)."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()  # warm-up
     for _ in range(repeats):
-        dist.barrier()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            dist.barrier()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def worker(rank: int, args: argparse.Namespace, port: int, results: dict) -> None:
@@ -69,8 +72,6 @@ def worker(rank: int, args: argparse.Namespace, port: int, results: dict) -> Non
     def update(net):
         net.zero_grad(set_to_none=True)
         net(images).mean().backward()
-
-    compute = median_s(lambda: update(model), args.repeats)
 
     # When each gradient is ready, measured by hooks over a few backward passes.
     ready: dict[int, list[float]] = {i: [] for i in range(len(params))}
@@ -96,16 +97,19 @@ def worker(rank: int, args: argparse.Namespace, port: int, results: dict) -> Non
     )
     bucket_list = buckets(network, int(args.bucket_mb * 2**20))
     flats = [torch.zeros(sum(torch.Size(s).numel() for s in shapes)) for shapes, _ in bucket_list]
-    allreduce = [median_s(lambda f=f: dist.all_reduce(f), args.repeats) for f in flats]
+    reduce_each = {k: (lambda f=f: dist.all_reduce(f)) for k, f in enumerate(flats)}
+    allreduce = list(interleaved_medians(reduce_each, args.repeats).values())
 
     def serial():
         update(model)
         for f in flats:
             dist.all_reduce(f)
 
-    serial_s = median_s(serial, args.repeats)
     ddp = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=args.bucket_mb)
-    ddp_s = median_s(lambda: update(ddp), args.repeats)
+    measured = interleaved_medians(
+        {"compute": lambda: update(model), "serial": serial, "ddp": lambda: update(ddp)}, args.repeats
+    )
+    compute, serial_s, ddp_s = measured["compute"], measured["serial"], measured["ddp"]
 
     finished = 0.0  # the model's rule with measured ready times and all-reduce times
     for (_, ready_at), cost in zip(bucket_list, allreduce, strict=True):
