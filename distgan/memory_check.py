@@ -19,8 +19,8 @@ from distgan.models import build_discriminator, build_generator
 from distgan.models.spectral import normalised_values, spectral_norm_targets
 
 # Keys that make a run large, tried in this order when naming the culprit.
-SIZE_KEYS = ("model.g_width", "model.d_width", "model.latent_dim", "model.num_classes", "data.resolution",
-             "data.batch_size")  # fmt: skip
+SIZE_KEYS = ("model.g_width", "model.d_width", "model.channel_base", "model.channel_max", "model.latent_dim",
+             "model.num_classes", "data.resolution", "data.batch_size")  # fmt: skip
 GIB = 2**30
 
 
