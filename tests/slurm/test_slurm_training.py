@@ -1,15 +1,17 @@
 """distgan under a real two-node Slurm: multi-node training, preemption + requeue, a hard kill.
 
-Four jobs run at once (each node advertises CPUs for all of them): an uninterrupted 2-node run;
+Five jobs run at once (each node advertises CPUs for all of them): an uninterrupted 2-node run;
 a 2-node run warned with SIGUSR1 mid-training (what `--signal=B:USR1@T` does before the time
-limit); a 2-node run SIGKILLed without warning and resubmitted; and a one-node run of
-slurm_single.sbatch whose job step (not its batch shell) gets SIGUSR1. Both interrupted 2-node
-runs must end bitwise equal to the uninterrupted one, with every step logged exactly once.
+limit); a 2-node run SIGKILLed without warning and resubmitted, on 2 nodes and (a copy) on 1; and
+a one-node run of slurm_single.sbatch whose job step (not its batch shell) gets SIGUSR1. Both
+interrupted 2-node runs must end bitwise equal to the uninterrupted one, with every step logged
+exactly once; the copy continued on one node finishes with every step logged once.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -113,7 +115,8 @@ def _state_line(name: str, f: dict[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def jobs(slurm_cluster, tmp_path_factory):
-    """Submit all runs at once, interrupt three of them, resubmit the killed one; wait for all."""
+    """Submit all runs at once, interrupt three of them, resubmit the killed one on 2 nodes and
+    (a copy of it) on 1 node; wait for all."""
     tmp = tmp_path_factory.mktemp("slurm-runs")
     kill_every = (f"checkpoint.every={KILL_CHECKPOINT_EVERY}",)
     reference = _submit(slurm_cluster, tmp, "reference")
@@ -144,10 +147,19 @@ def jobs(slurm_cluster, tmp_path_factory):
         "pids": killed_pids,
         "log": killed.log.read_text(),
     }
+    # A requeued job rarely gets its allocation back: the same run, copied, continues on ONE node.
+    shutil.copytree(killed.out_dir, tmp / "shrunk")
+    shrunk = _submit(slurm_cluster, tmp, "shrunk", script=SINGLE, extra=kill_every)
     # Resubmit the same command: --resume auto continues from checkpoints/latest.
     resumed = _submit(slurm_cluster, tmp, "killed", extra=kill_every)
 
-    runs = {"reference": reference, "preempted": preempted, "resumed": resumed, "single": single}
+    runs = {
+        "reference": reference,
+        "preempted": preempted,
+        "resumed": resumed,
+        "single": single,
+        "shrunk": shrunk,
+    }
     fields = {name: slurm_cluster.wait_job(job.id, timeout_s=JOB_TIMEOUT_S) for name, job in runs.items()}
     # What a person would read in `sacct` (no slurmdbd here): scontrol + the jobcomp/filetxt log.
     print(_state_line("killed", killed_state["fields"]))
@@ -224,3 +236,18 @@ def test_single_node_job_requeues_when_its_step_is_signalled(jobs):
     _assert_every_step_once(job)
     meta = job.meta(STEPS)
     assert (meta["world_size"], meta["num_machines"]) == (1, 1)
+
+
+def test_two_node_run_requeued_on_one_node_resumes_and_finishes(jobs):
+    killed, job, fields = jobs["killed"], jobs["shrunk"], jobs["fields"]["shrunk"]
+    log = job.log.read_text()
+    assert fields["JobState"] == "COMPLETED", log
+    assert fields["NumNodes"] == "1"
+    latest = killed["latest"]
+    assert f"step_{latest:07d} at step {latest}" in log, log  # "resumed from .../step_N at step N"
+    written_by = json.loads((job.out_dir / "checkpoints" / f"step_{latest:07d}" / "meta.json").read_text())
+    assert written_by["num_machines"] == 2 and written_by["world_size"] >= 2
+    assert log.count("but not bitwise like an uninterrupted run") == 1  # one line, by the main process
+    _assert_every_step_once(job)
+    meta = job.meta(STEPS)
+    assert (meta["world_size"], meta["num_machines"], meta["step"]) == (1, 1, STEPS)
