@@ -18,14 +18,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from distgan import distributed
 from distgan.checkpoint.locate import latest_checkpoint, step_of
 from distgan.config import ConfigError, load_config
-from distgan.distributed import DistributedError, build_accelerator, complete_from_launcher
+from distgan.distributed import DistributedError, build_accelerator, complete_from_launcher, lost_contact
+from distgan.distributed.lost_contact import report_lost_contact
 from distgan.errors import LOST_CONTACT_EXIT_CODE
+from distgan.train import main as train_main
 from tests.launching import REPO, TINY_TRAIN, accelerate_launch, cpu_env, run, worker_pids
 
 TIMEOUT_S = 15  # distributed.timeout_s in the dead/hung-rank tests
@@ -176,7 +180,7 @@ def assert_survivor_named(output: str, out: Path, lost_rank: int, cause: str) ->
 
 
 @pytest.mark.slow
-def test_killed_rank_ends_the_whole_job(tmp_path):
+def test_killed_rank_ends_the_whole_job(tmp_path, capsys, fresh_accelerate):
     out = tmp_path / "run"
     launcher, pids = start_training(out)
     try:
@@ -192,11 +196,9 @@ def test_killed_rank_ends_the_whole_job(tmp_path):
     assert "Timed out waiting" not in output, output[-3000:]
     checkpoint = assert_survivor_named(output, out, lost_rank=1, cause="the connection was closed")
     # the checkpoint it names resumes, here on one process
-    steps = step_of(checkpoint) + 2
-    resumed = run(
-        [sys.executable, "-m", "distgan.train", *TINY_TRAIN, f"train.out_dir={out}", f"train.steps={steps}"]
-    )
-    assert f"done: {steps} steps" in resumed.stdout + resumed.stderr, resumed.stderr[-3000:]
+    steps = step_of(checkpoint) + 1
+    assert train_main([*TINY_TRAIN, f"train.out_dir={out}", f"train.steps={steps}"]) == 0
+    assert f"done: {steps} steps" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -222,3 +224,33 @@ def test_hung_rank_makes_the_others_fail_after_the_timeout(tmp_path, backend):
     assert_survivor_named(
         output, out, lost_rank=1, cause=f"no answer within distributed.timeout_s={TIMEOUT_S} s"
     )
+
+
+def test_an_error_that_is_not_a_lost_peer_keeps_its_traceback():
+    """Without other processes a RuntimeError is a bug, even one that reads like a lost connection."""
+    err = RuntimeError("Connection reset by peer")
+    world = SimpleNamespace(rank=0, size=1)
+    with pytest.raises(RuntimeError) as caught:
+        report_lost_contact(err, world, 3, load_config(None).distributed, lambda: None)
+    assert caught.value is err
+
+
+def test_the_ranks_that_never_report_the_failure_are_the_lost_ones(monkeypatch):
+    store = torch.distributed.HashStore()
+    monkeypatch.setattr(torch.distributed.distributed_c10d, "_get_default_store", lambda: store)
+    store.set(f"{lost_contact.KEY}2", "1")  # rank 2 noticed too; ranks 1 and 3 never say so
+    assert lost_contact.silent_ranks(rank=0, size=4, wait_s=0.0) == [1, 3]
+    assert lost_contact.describe_lost([1, 3]) == "ranks 1, 3"
+    store.set(f"{lost_contact.KEY}1", "1")
+    store.set(f"{lost_contact.KEY}3", "1")
+    assert lost_contact.silent_ranks(rank=0, size=4, wait_s=5.0) == []  # all reported: no wait
+    assert lost_contact.describe_lost([]) == "another process"
+
+
+def test_an_unreachable_store_means_its_host_is_gone(monkeypatch):
+    def gone():
+        raise torch.distributed.DistStoreError("Connection refused")
+
+    monkeypatch.setattr(torch.distributed.distributed_c10d, "_get_default_store", gone)
+    assert lost_contact.silent_ranks(rank=1, size=2, wait_s=0.0) is None
+    assert lost_contact.describe_lost(None) == "rank 0's node (the host of the launcher's store)"
