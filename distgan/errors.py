@@ -13,6 +13,7 @@ import sys
 
 USER_ERROR_EXIT_CODE = 2  # bad input: the one-line message says what to fix
 DIVERGED_EXIT_CODE = 3  # training produced NaN/inf and could not (or was told not to) recover
+LOST_CONTACT_EXIT_CODE = 69  # EX_UNAVAILABLE: another process died or went silent; resubmit to resume
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL: checkpointed on a signal, run not finished; requeue me
 MAX_MESSAGE = 2000  # characters of one error line
 

@@ -9,8 +9,9 @@
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m distgan.train --config ...
 
 Exit codes: 0 finished, 2 bad input (config, data, checkpoint path, a locked or non-empty run
-directory), 3 non-finite values that could not be rolled back, 75 stopped by a signal after
-checkpointing (requeue and run the same command again: --resume auto continues).
+directory), 3 non-finite values that could not be rolled back, 69 another process died or went
+silent (the line names it and the last complete checkpoint; run the same command again), 75 stopped
+by a signal after checkpointing (requeue and run the same command again: --resume auto continues).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from distgan.distributed import (
     build_backend,
     complete_from_launcher,
     num_machines,
+    report_lost_contact,
 )
 from distgan.ema import GeneratorEMA
 from distgan.errors import DIVERGED_EXIT_CODE, PREEMPTED_EXIT_CODE
@@ -253,6 +254,8 @@ def train(
     except Diverged as err:
         accelerator.print(f"error: {err}")
         exit_code = DIVERGED_EXIT_CODE
+    except RuntimeError as err:  # a peer died or hung (one line, LOST_CONTACT_EXIT_CODE); else re-raised
+        exit_code = report_lost_contact(err, world, state.step, cfg.distributed, run.checkpointer.latest)
     finally:
         stop.restore()
         tracker.close()

@@ -6,6 +6,7 @@
     ddp.py             AccelerateBackend (one process / DDP)
     zero.py            DeepSpeedBackend (ZeRO-1/2)
     deepspeed_json.py  the DeepSpeed JSON (derived keys, user JSON, conflicts)
+    lost_contact.py    a peer that died or went silent: one line naming it and the last checkpoint
 
 Nothing below the trainer knows the world size except this package; models, objectives and
 metrics never import it.
@@ -20,6 +21,7 @@ from distgan.config import ExperimentConfig
 from distgan.distributed.backend import Backend
 from distgan.distributed.collectives import LazyBufferAverage, average_buffers, sum_over_ranks
 from distgan.distributed.ddp import AccelerateBackend
+from distgan.distributed.lost_contact import report_lost_contact
 from distgan.distributed.world import (
     DistributedError,
     StopRequest,
@@ -49,6 +51,7 @@ __all__ = [
     "launched_world_size",
     "launcher_overrides",
     "num_machines",
+    "report_lost_contact",
     "sum_over_ranks",
 ]
 

@@ -4,7 +4,9 @@
   package, fp16 on CPU, a contradicting DeepSpeed JSON / launcher precision, WORLD_SIZE > 1 with a
   world of one: each is an error naming the key, before any compute;
 - a rank killed mid-run ends the whole job (non-zero exit, the launcher names the dead rank);
-- a HUNG rank (SIGSTOP) makes the others fail after distributed.timeout_s, under DDP and DeepSpeed.
+- a HUNG rank (SIGSTOP) makes the others fail after distributed.timeout_s, under DDP and DeepSpeed;
+- either way the survivor says so in ONE line (the lost rank, the last complete checkpoint, which
+  verifies and resumes), no traceback, and exits LOST_CONTACT_EXIT_CODE.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from distgan import distributed
+from distgan.checkpoint.locate import latest_checkpoint, step_of
 from distgan.config import ConfigError, load_config
-from distgan.distributed import DistributedError, build_accelerator, complete_from_launcher
+from distgan.distributed import DistributedError, build_accelerator, complete_from_launcher, lost_contact
+from distgan.distributed.lost_contact import report_lost_contact
+from distgan.errors import LOST_CONTACT_EXIT_CODE
+from distgan.train import main as train_main
 from tests.launching import REPO, TINY_TRAIN, accelerate_launch, cpu_env, run, worker_pids
 
 TIMEOUT_S = 15  # distributed.timeout_s in the dead/hung-rank tests
@@ -121,7 +129,7 @@ def alive(pid: int) -> bool:
 
 
 def start_training(out: Path, *extra: str) -> tuple[subprocess.Popen, dict[int, int]]:
-    """A long 2-process run; returns once both ranks have logged a step."""
+    """A long 2-process run; returns once both ranks have logged a step and a checkpoint exists."""
     command = accelerate_launch(
         2,
         "-m",
@@ -130,13 +138,15 @@ def start_training(out: Path, *extra: str) -> tuple[subprocess.Popen, dict[int, 
         "train.steps=1000000",
         f"train.out_dir={out}",
         f"distributed.timeout_s={TIMEOUT_S}",
+        "checkpoint.every=2",
         *extra,
     )
     launcher = subprocess.Popen(
         command, cwd=REPO, env=cpu_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     metrics, deadline = out / "metrics.jsonl", time.monotonic() + 120
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+    latest = out / "checkpoints" / "latest"
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 2 and latest.exists()):
         assert launcher.poll() is None, launcher.communicate()[0][-4000:]
         assert time.monotonic() < deadline, "training did not start"
         time.sleep(0.2)
@@ -152,8 +162,25 @@ def stop_everything(launcher: subprocess.Popen, out: Path) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+def assert_survivor_named(output: str, out: Path, lost_rank: int, cause: str) -> Path:
+    """Rank 0's one line names the lost rank and the last complete checkpoint (which verifies);
+    no traceback from rank 0; its exit code is the documented one. Returns the checkpoint."""
+    checkpoint = latest_checkpoint(out)  # checks the manifest: every file as written
+    assert checkpoint is not None, output[-3000:]
+    lines = [line for line in output.splitlines() if "lost contact" in line]
+    assert len(lines) == 1, output[-3000:]
+    assert lines[0].startswith(f"error: lost contact with rank {lost_rank} at step "), lines[0]
+    assert cause in lines[0], lines[0]
+    assert f"the last complete checkpoint is {checkpoint}; resubmit the same command" in lines[0], lines[0]
+    assert "[rank0]: Traceback" not in output and "RuntimeError" not in output, output[-3000:]
+    failures = output[output.index("Failures:") :]
+    rank0 = failures[failures.index("rank      : 0") :]
+    assert rank0.split("exitcode  : ", 1)[1].startswith(f"{LOST_CONTACT_EXIT_CODE} "), failures
+    return checkpoint
+
+
 @pytest.mark.slow
-def test_killed_rank_ends_the_whole_job(tmp_path):
+def test_killed_rank_ends_the_whole_job(tmp_path, capsys, fresh_accelerate):
     out = tmp_path / "run"
     launcher, pids = start_training(out)
     try:
@@ -167,6 +194,11 @@ def test_killed_rank_ends_the_whole_job(tmp_path):
     assert "rank      : 1" in root_cause and "SIGKILL" in root_cause, output[-3000:]
     # ended by the launcher seeing the dead rank, not by rank 0 waiting out its collective timeout
     assert "Timed out waiting" not in output, output[-3000:]
+    checkpoint = assert_survivor_named(output, out, lost_rank=1, cause="the connection was closed")
+    # the checkpoint it names resumes, here on one process
+    steps = step_of(checkpoint) + 1
+    assert train_main([*TINY_TRAIN, f"train.out_dir={out}", f"train.steps={steps}"]) == 0
+    assert f"done: {steps} steps" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -187,6 +219,38 @@ def test_hung_rank_makes_the_others_fail_after_the_timeout(tmp_path, backend):
         output = launcher.communicate(timeout=60)[0]
     finally:
         stop_everything(launcher, out)
-    # the configured timeout ended it (the message below): no bound on the time it took
+    # rank 0's collective failed (a timeout: its peer was alive): no bound on the time it took
     assert launcher.returncode != 0
-    assert f"Timed out waiting {TIMEOUT_S * 1000}ms" in output, output[-3000:]
+    assert_survivor_named(
+        output, out, lost_rank=1, cause=f"no answer within distributed.timeout_s={TIMEOUT_S} s"
+    )
+
+
+def test_an_error_that_is_not_a_lost_peer_keeps_its_traceback():
+    """Without other processes a RuntimeError is a bug, even one that reads like a lost connection."""
+    err = RuntimeError("Connection reset by peer")
+    world = SimpleNamespace(rank=0, size=1)
+    with pytest.raises(RuntimeError) as caught:
+        report_lost_contact(err, world, 3, load_config(None).distributed, lambda: None)
+    assert caught.value is err
+
+
+def test_the_ranks_that_never_report_the_failure_are_the_lost_ones(monkeypatch):
+    store = torch.distributed.HashStore()
+    monkeypatch.setattr(torch.distributed.distributed_c10d, "_get_default_store", lambda: store)
+    store.set(f"{lost_contact.KEY}2", "1")  # rank 2 noticed too; ranks 1 and 3 never say so
+    assert lost_contact.silent_ranks(rank=0, size=4, wait_s=0.0) == [1, 3]
+    assert lost_contact.describe_lost([1, 3]) == "ranks 1, 3"
+    store.set(f"{lost_contact.KEY}1", "1")
+    store.set(f"{lost_contact.KEY}3", "1")
+    assert lost_contact.silent_ranks(rank=0, size=4, wait_s=5.0) == []  # all reported: no wait
+    assert lost_contact.describe_lost([]) == "another process"
+
+
+def test_an_unreachable_store_means_its_host_is_gone(monkeypatch):
+    def gone():
+        raise torch.distributed.DistStoreError("Connection refused")
+
+    monkeypatch.setattr(torch.distributed.distributed_c10d, "_get_default_store", gone)
+    assert lost_contact.silent_ranks(rank=1, size=2, wait_s=0.0) is None
+    assert lost_contact.describe_lost(None) == "rank 0's node (the host of the launcher's store)"
