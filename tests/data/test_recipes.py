@@ -67,6 +67,9 @@ STAND_IN = {
     "ffhq256": "ffhq256",
     "afhq256": "afhq256",
     "lsun_bedroom": "lsun_bedroom",
+    "stylegan2_ffhq256": "ffhq256",
+    "stylegan2_cifar10": "cifar10",
+    "stylegan2_mnist": None,
 }
 
 
