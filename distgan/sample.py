@@ -108,8 +108,9 @@ def _check(args: argparse.Namespace, out: Path) -> str | None:
 
 def _check_style_mix(args: argparse.Namespace, out: Path) -> str | None:
     rows, cols = args.style_mix
-    if args.num is not None or args.interpolate is not None or args.labels is not None:
-        return "--style-mix ROWS COLS draws its own grid: drop --num, --interpolate and --labels"
+    walk = args.interpolate is not None or args.interpolate_in != "z"
+    if args.num is not None or walk or args.labels is not None:
+        return "--style-mix ROWS COLS draws its own grid: drop --num, --interpolate(-in) and --labels"
     if rows < 1 or cols < 1:
         return f"--style-mix ROWS COLS must both be >= 1, got {rows} {cols}"
     if out.suffix != ".png":
@@ -126,7 +127,10 @@ def _check_model(args: argparse.Namespace, generator) -> str | None:
             f"this checkpoint's is {type(generator).__name__}"
         )
     if args.coarse_ws is not None and not 1 <= args.coarse_ws < generator.num_ws:
-        return f"--coarse-ws must be in [1, {generator.num_ws - 1}] (this generator has {generator.num_ws} w's), got {args.coarse_ws}"
+        return (
+            f"--coarse-ws must be in [1, {generator.num_ws - 1}] (this generator has "
+            f"{generator.num_ws} w's), got {args.coarse_ws}"
+        )
     if args.interpolate is not None and len(generator.sample_shape) != 3:
         return "--interpolate draws image grids; this checkpoint makes toy 2D points"
     if args.labels is not None:

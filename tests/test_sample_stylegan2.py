@@ -78,7 +78,9 @@ def test_truncation_pulls_ws_toward_the_tracked_average(plain, cond, tmp_path):
     z = g.latent(4, 7)
     average = g.mapping.w_avg.expand(4, g.num_ws, -1)
     with torch.no_grad():
-        assert torch.equal(generate(g, z, None, 500, psi=0.0), g(average))  # every latent: the average's image
+        assert torch.equal(
+            generate(g, z, None, 500, psi=0.0), g(average)
+        )  # every latent: the average's image
         assert torch.equal(generate(g, z, None, 500, psi=1.0), g(z))  # psi 1: the plain samples
         half = torch.lerp(average, g.w_latents(z), 0.5)
         assert torch.equal(generate(g, z, None, 500, psi=0.5), g(half))
@@ -131,6 +133,7 @@ def test_style_mix_command_draws_the_figure_and_refuses_what_it_cannot_draw(plai
         (plain, ["--style-mix", "2", "2", "--coarse-ws", "8"], "--coarse-ws must be in [1, 7]"),
         (plain, ["--style-mix", "0", "2"], "--style-mix ROWS COLS must both be >= 1"),
         (plain, ["--style-mix", "2", "2", "--num", "4"], "drop --num"),
+        (plain, ["--style-mix", "2", "2", "--interpolate-in", "w"], "drop --num, --interpolate(-in)"),
         (plain, ["--num", "2", "--coarse-ws", "2"], "add --style-mix"),
         (plain, ["--interpolate-in", "w", "--num", "2"], "add --interpolate K"),
         (plain, [], "--num N is required"),
