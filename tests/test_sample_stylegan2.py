@@ -30,6 +30,7 @@ TINY = [
     "model.latent_dim=8",
     "model.mapping_layers=1",
 ]
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: extra threads only spin
 
 
 def exported(tmp_path, name, *overrides):

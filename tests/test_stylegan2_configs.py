@@ -20,6 +20,7 @@ OFFICIAL = {
     "cifar": dict(mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, kimg=100000),
 }
 RECIPES = {"stylegan2_ffhq256": "paper256", "stylegan2_cifar10": "cifar"}
+pytestmark = pytest.mark.usefixtures("one_thread")  # meta tensors: extra threads only spin
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
