@@ -6,13 +6,22 @@
     python -m distgan.sample --checkpoint runs/quickstart --num 6 --interpolate 10 --out walk.png  # + walk.gif
     python -m distgan.sample --checkpoint runs/mnist_cgan --num 8 --labels --out classes.png        # a row per class
     python -m distgan.sample --checkpoint me/mnist-dcgan --num 16 --out hub.png                     # a Hub repo id
+    python -m distgan.sample --checkpoint runs/ffhq256 --style-mix 4 6 --out mix.png               # stylegan2
+    python -m distgan.sample --checkpoint runs/ffhq256 --num 4 --interpolate 8 --interpolate-in w --out w.png
 
 --checkpoint: a run directory, a checkpoint directory, an exported folder or a Hub repo id.
---truncation PSI (0..1, default 1 = off): latents pulled toward the mean by PSI.
---interpolate K: --num rows, each K steps between two random latents (spherical interpolation);
+--truncation PSI (0..1, default 1 = off): latents pulled toward the mean by PSI; for stylegan2 the
+  w's pulled toward the average w tracked in training (one average over all classes of a
+  conditional model, as the official code: at PSI 0 every latent and label gives the same image).
+--interpolate K: --num rows, each K steps between two random latents (spherical interpolation in
+  z; `--interpolate-in w`, stylegan2: a straight line between the two ends' w's);
   .png: the grid (one row per walk) and an animated GIF next to it; .npz: the images row by row.
 --labels [C ...] (conditional models): one row per class (all classes, or those given), --num
   samples per row; every row uses the same latents.
+--style-mix ROWS COLS (stylegan2, .png, no --num): the style-mixing figure. COLS sources along the
+  top, ROWS sources down the left (the ROWS + COLS latents of --seed, columns first); cell (r, c)
+  has column c's coarse styles (its first --coarse-ws w's, default half of them: the 4 to 32 px
+  layers at 256 px) and row r's fine ones. A conditional model's source k draws class k mod classes.
 .npz contract (DESIGN.md): `images` uint8 (N, H, W, C) for image models, `points` float32 (N, 2)
 for toy 2D models, and `labels` int64 (N,) for conditional models. .png: a grid to look at.
 """
@@ -31,7 +40,15 @@ from distgan.config.sections import SEED_LIMIT
 from distgan.errors import UserError, report
 from distgan.generation import load_generator
 from distgan.grids import image_grid, samples_picture, save_gif, save_png, to_uint8_images
-from distgan.sampling import chunked_latents, class_rows, generate, interpolation_latents, truncate
+from distgan.sampling import (
+    chunked_latents,
+    class_rows,
+    generate,
+    has_w_space,
+    interpolation_latents,
+    style_mix_grid,
+    w_interpolation_latents,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "--checkpoint", required=True, help="run dir, checkpoint dir, export folder or Hub id"
     )
     parser.add_argument(
-        "--num", type=int, required=True, help="samples (--interpolate: rows; --labels: per row)"
+        "--num", type=int, help="samples (--interpolate: rows; --labels: per row); not with --style-mix"
     )
     parser.add_argument("--out", required=True, help="output FILE.png (grid) or FILE.npz (arrays)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same samples)")
@@ -48,7 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=500, help="samples generated per forward pass")
     parser.add_argument("--truncation", type=float, default=1.0, metavar="PSI", help="0..1, 1 = off")
     parser.add_argument("--interpolate", type=int, metavar="K", help="K-step latent walks, one per row")
+    parser.add_argument(
+        "--interpolate-in", choices=("z", "w"), default="z", help="walk in z (slerp) or in W (stylegan2)"
+    )
     parser.add_argument("--labels", type=int, nargs="*", metavar="C", help="one row per class (default all)")
+    parser.add_argument(
+        "--style-mix", type=int, nargs=2, metavar=("ROWS", "COLS"), help="stylegan2: a style-mixing grid"
+    )
+    parser.add_argument(
+        "--coarse-ws",
+        type=int,
+        metavar="K",
+        help="--style-mix: w's taken from the column source (default half)",
+    )
     return parser
 
 
@@ -56,6 +85,12 @@ def _check(args: argparse.Namespace, out: Path) -> str | None:
     """The first problem with the arguments alone (before the generator is loaded), or None."""
     if out.suffix not in (".png", ".npz"):
         return f"--out must end in .png or .npz, got {out.name}"
+    if args.style_mix is not None:
+        return _check_style_mix(args, out)
+    if args.coarse_ws is not None:
+        return "--coarse-ws sets the split of a --style-mix grid; add --style-mix ROWS COLS"
+    if args.num is None:
+        return "--num N is required (except with --style-mix)"
     if args.num < 1:
         return f"--num must be >= 1, got {args.num}"
     if args.batch < 1:
@@ -66,10 +101,36 @@ def _check(args: argparse.Namespace, out: Path) -> str | None:
         return f"--truncation must be in [0, 1] (1 = off, smaller = closer to the mean latent), got {args.truncation}"
     if args.interpolate is not None and args.interpolate < 2:
         return f"--interpolate must be >= 2 steps (both ends included), got {args.interpolate}"
+    if args.interpolate_in == "w" and args.interpolate is None:
+        return "--interpolate-in w sets the space of an --interpolate walk; add --interpolate K"
+    return None
+
+
+def _check_style_mix(args: argparse.Namespace, out: Path) -> str | None:
+    rows, cols = args.style_mix
+    walk = args.interpolate is not None or args.interpolate_in != "z"
+    if args.num is not None or walk or args.labels is not None:
+        return "--style-mix ROWS COLS draws its own grid: drop --num, --interpolate(-in) and --labels"
+    if rows < 1 or cols < 1:
+        return f"--style-mix ROWS COLS must both be >= 1, got {rows} {cols}"
+    if out.suffix != ".png":
+        return f"--style-mix draws a figure: --out must end in .png, got {out.name}"
     return None
 
 
 def _check_model(args: argparse.Namespace, generator) -> str | None:
+    needs_w = "--style-mix" if args.style_mix is not None else None
+    needs_w = needs_w or ("--interpolate-in w" if args.interpolate_in == "w" else None)
+    if needs_w and not has_w_space(generator):
+        return (
+            f"{needs_w} needs a generator with a W space (model.arch=stylegan2); "
+            f"this checkpoint's is {type(generator).__name__}"
+        )
+    if args.coarse_ws is not None and not 1 <= args.coarse_ws < generator.num_ws:
+        return (
+            f"--coarse-ws must be in [1, {generator.num_ws - 1}] (this generator has "
+            f"{generator.num_ws} w's), got {args.coarse_ws}"
+        )
     if args.interpolate is not None and len(generator.sample_shape) != 3:
         return "--interpolate draws image grids; this checkpoint makes toy 2D points"
     if args.labels is not None:
@@ -98,13 +159,19 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.style_mix is not None:
+        return _style_mix(args, generator, out)
     classes = (args.labels or list(range(generator.num_classes))) if generator.is_conditional else []
     cols = None
     if args.interpolate is not None:
         cols = args.interpolate
-        latent = interpolation_latents(generator, args.num, cols, args.seed)
-        row_labels = [classes[r % len(classes)] if classes else 0 for r in range(args.num)]
-        labels = torch.tensor(row_labels).repeat_interleave(cols)
+        row_labels = torch.tensor([classes[r % len(classes)] if classes else 0 for r in range(args.num)])
+        if args.interpolate_in == "w":
+            walk_labels = row_labels if generator.is_conditional else None
+            latent = w_interpolation_latents(generator, args.num, cols, args.seed, walk_labels, args.batch)
+        else:
+            latent = interpolation_latents(generator, args.num, cols, args.seed)
+        labels = row_labels.repeat_interleave(cols)
     elif args.labels is not None:
         cols = args.num
         latent, labels = class_rows(generator, classes, args.num, args.seed, args.batch)
@@ -112,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         latent = chunked_latents(generator, args.num, args.seed, args.batch)
         labels = torch.arange(args.num) % max(generator.num_classes, 1)
     labels = labels if generator.is_conditional else None
-    samples = generate(generator, truncate(generator, latent, args.truncation), labels, args.batch)
+    samples = generate(generator, latent, labels, args.batch, args.truncation)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     written = [out]
@@ -130,6 +197,16 @@ def main(argv: list[str] | None = None) -> int:
             arrays["labels"] = labels.numpy().astype(np.int64)
         np.savez(out, **arrays)
     print(f"wrote {len(samples)} samples to {' and '.join(str(p) for p in written)}")
+    return 0
+
+
+def _style_mix(args: argparse.Namespace, generator, out: Path) -> int:
+    rows, cols = args.style_mix
+    coarse = args.coarse_ws or generator.num_ws // 2
+    grid = style_mix_grid(generator, rows, cols, args.seed, coarse, args.truncation, args.batch)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_png(image_grid(grid, cols=cols + 1), out)
+    print(f"wrote a {rows} x {cols} style-mixing grid (coarse w's 0-{coarse - 1} from the columns) to {out}")
     return 0
 
 

@@ -8,8 +8,9 @@ synthetic batches and the hand-written reference loop, and writes ONE JSON (sche
 images/s, peak GPU memory, MFU against the card's dense peak, the (a)/(b) ratio, host syncs per
 iteration between log steps (torch.cuda.set_sync_debug_mode counts them), and under fp16 whether
 the penalty stayed finite and the loss scale healthy. Variants: celeba_wgan (DCGAN-64) and
-celeba_resnet (when its config exists) in bf16 and fp16; on celeba_wgan bf16, TF32 off,
-channels_last on and compile on, one at a time. Then a 2-process launch on the one GPU, which
+celeba_resnet (when its config exists) in bf16 and fp16; stylegan2_ffhq256 (StyleGAN2 `paper256`,
+256 px, with its ADA, lazy R1, style mixing and EMA) in bf16 at batch 32; on celeba_wgan bf16, TF32
+off, channels_last on and compile on, one at a time. Then a 2-process launch on the one GPU, which
 must be refused with a clear message. Then the time of fid10k (bench/fid_timing.py: generation,
 embedding, statistics; the real Inception with `--inception-weights PATH`). Past `--budget-s` the remaining variants are skipped (and
 say so). `--dry-run` builds every variant, runs each for a step or two on CPU with tiny models
@@ -41,6 +42,11 @@ from distgan.errors import UserError, report
 SCHEMA = "distgan.bench.gpu/1"
 REPO = Path(__file__).resolve().parents[2]
 MODELS = {"celeba_wgan": "configs/celeba_wgan.yaml", "celeba_resnet": "configs/celeba_resnet.yaml"}
+STYLEGAN2 = ("stylegan2_ffhq256", "configs/stylegan2_ffhq256.yaml")
+# 32 images per step on the one GPU (the recipe: 8 on each of 8): about a minute there, trainer and
+# reference loop together. The reference loop has no ADA and no lazy R1 (it penalises every D step),
+# so this variant's overhead_ratio compares unlike loops; its images/s and memory are the recipe's.
+STYLEGAN2_GPU = ["train.mixed_precision=bf16", "data.batch_size=32"]
 DENSE_PEAK_TFLOPS = {
     "H100 PCIe": 756.0,
     "H100": 989.0,
@@ -49,6 +55,18 @@ DENSE_PEAK_TFLOPS = {
     "L40S": 362.0,
 }  # bf16=fp16
 DRY = ["model.g_width=8", "model.d_width=8", "data.batch_size=4", "data.num_workers=0", "log.num_samples=4"]
+DRY_STYLEGAN2 = [  # 32 px, at most 4 feature maps, a one-layer mapping network of width 8: seconds
+    "data.resolution=32",
+    "model.channel_base=64",
+    "model.channel_max=4",
+    "model.w_dim=8",
+    "model.latent_dim=8",
+    "model.mapping_layers=1",
+    "model.mbstd_group=2",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "log.num_samples=4",
+]
 SYNC_WARNING = "called a synchronizing CUDA operation"  # torch's text under set_sync_debug_mode("warn")
 
 
@@ -58,6 +76,7 @@ class Variant:
     config: str
     overrides: list[str] = field(default_factory=list)
     tf32: bool = True
+    dry: list[str] = field(default_factory=lambda: list(DRY))  # --dry-run: the tiny sizes for CPU
 
 
 def variants(root: Path = REPO) -> tuple[list[Variant], list[str]]:
@@ -72,6 +91,11 @@ def variants(root: Path = REPO) -> tuple[list[Variant], list[str]]:
                 Variant(f"{model}/{precision}", str(root / path), [f"train.mixed_precision={precision}"])
             )
     base = found[0]  # celeba_wgan/bf16: the toggles, one at a time
+    name, path = STYLEGAN2
+    if (root / path).is_file():
+        found.append(Variant(f"{name}/bf16", str(root / path), STYLEGAN2_GPU, dry=DRY_STYLEGAN2))
+    else:
+        missing.append(name)
     found += [
         Variant(f"{base.name}/tf32_off", base.config, base.overrides, tf32=False),
         Variant(f"{base.name}/channels_last", base.config, [*base.overrides, "train.channels_last=true"]),
@@ -156,7 +180,7 @@ def train_window(cfg, batches, warmup: int, steps: int, device: torch.device) ->
 
 def measure(variant: Variant, args, device: torch.device) -> dict:
     out: dict = {"name": variant.name, "config": variant.config, "overrides": variant.overrides}
-    cfg = load_config(variant.config, [*variant.overrides, *(DRY if args.dry_run else [])])
+    cfg = load_config(variant.config, [*variant.overrides, *(variant.dry if args.dry_run else [])])
     notes = []
     if device.type == "cpu":  # a dry run: what CPU cannot run is built (validated) but run in fp32
         if cfg.train.mixed_precision == "fp16":

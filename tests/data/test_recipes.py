@@ -66,9 +66,11 @@ STAND_IN = {
     "celeba_wgan": "celeba",
     "cifar10": "cifar10",
     "cifar10_cond": "cifar10",
-    "ffhq256": "ffhq256",
     "afhq256": "afhq256",
     "lsun_bedroom": "lsun_bedroom",
+    "stylegan2_ffhq256": "ffhq256",
+    "stylegan2_cifar10": "cifar10",
+    "stylegan2_mnist": None,
 }
 
 
@@ -134,7 +136,7 @@ def stand_ins(tmp_path_factory, celeba_dir) -> dict[str, list[str]]:
         "mnist": ["data.source=embedded"],
         "celeba": ["data.source=parquet", f"data.path={celeba_dir}"],
         "cifar10": ["data.source=parquet", f"data.path={cifar}"],
-        "ffhq256": ["data.source=zip", f"data.path={faces}"],
+        "stylegan2_ffhq256": ["data.source=zip", f"data.path={faces}"],
         "afhq256": [f"data.path={animals}"],
         "lsun_bedroom": [f"data.path={prepared}"],
     }
