@@ -219,7 +219,11 @@ def recipes() -> list[Recipe]:
             0.0,
         ),
         recipe_from(
-            "configs/stylegan2_ffhq256.yaml", "StyleGAN2-256", "paper256: 8 images per GPU, lazy R1 every 16", 8, 1 / 16
+            "configs/stylegan2_ffhq256.yaml",
+            "StyleGAN2-256",
+            "paper256: 8 images per GPU, lazy R1 every 16",
+            8,
+            1 / 16,
         ),
     ]
 

@@ -136,7 +136,7 @@ def stand_ins(tmp_path_factory, celeba_dir) -> dict[str, list[str]]:
         "mnist": ["data.source=embedded"],
         "celeba": ["data.source=parquet", f"data.path={celeba_dir}"],
         "cifar10": ["data.source=parquet", f"data.path={cifar}"],
-        "stylegan2_ffhq256": ["data.source=zip", f"data.path={faces}"],
+        "ffhq256": ["data.source=zip", f"data.path={faces}"],
         "afhq256": [f"data.path={animals}"],
         "lsun_bedroom": [f"data.path={prepared}"],
     }
