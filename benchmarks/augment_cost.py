@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from timing import cpu_and_wall_per_iteration, in_turns
 
 from distgan import augment, step
 from distgan.config import load_config, override
@@ -126,23 +127,18 @@ def main() -> None:
     batch = Batch(torch.rand(n, *base.sample_shape) * 2 - 1, labels).to(device)
     configs = {name: override(base, extra) for name, (extra, _, _) in VARIANTS.items()}
 
-    def block(name: str) -> tuple[float, float]:
+    def block(name: str):
         cfg, (_, p, every) = configs[name], VARIANTS[name]
-        wall, cpu = time.perf_counter(), time.process_time()
-        for i in range(args.iterations):
+        counter = iter(range(args.iterations))
+
+        def one_iteration() -> None:
+            i = next(counter)
             step.d_step(backend, cfg, batch, augment_p=p, r1_due=bool(every) and i % every == 0)
             step.g_step(backend, cfg, n, device, augment_p=p)
-        return (
-            (time.process_time() - cpu) / args.iterations,
-            (time.perf_counter() - wall) / args.iterations,
-        )
 
-    for name in VARIANTS:  # warm-up
-        block(name)
-    samples = {name: [] for name in VARIANTS}
-    for _ in range(args.repeats):
-        for name in VARIANTS:
-            samples[name].append(block(name))
+        return cpu_and_wall_per_iteration(one_iteration, args.iterations)
+
+    samples = in_turns({name: (lambda name=name: block(name)) for name in VARIANTS}, args.repeats)
     rows = {}
     base_cpu = statistics.median(c for c, _ in samples["none"])
     for name, values in samples.items():

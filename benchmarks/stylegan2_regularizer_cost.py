@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from timing import cpu_and_wall_per_iteration, in_turns
 
 from distgan import step
 from distgan.augment import AugmentPipe
@@ -79,23 +80,18 @@ def main() -> None:
         pipe = AugmentPipe.fixed(cfg.augment, cfg.data.resolution, 0.0)
         phases[name] = step.Phases(backend, step.PhaseSettings.of(cfg), pipe)
 
-    def block(name: str) -> tuple[float, float]:
+    def block(name: str):
         _, r1_every, pl_every = VARIANTS[name]
-        wall, cpu = time.perf_counter(), time.process_time()
-        for i in range(args.iterations):
+        counter = iter(range(args.iterations))
+
+        def one_iteration() -> None:
+            i = next(counter)
             phases[name].discriminator_step(batch, regularize=bool(r1_every) and i % r1_every == 0)
             phases[name].generator_step(n, device, regularize=bool(pl_every) and i % pl_every == 0)
-        return (
-            (time.process_time() - cpu) / args.iterations,
-            (time.perf_counter() - wall) / args.iterations,
-        )
 
-    for name in VARIANTS:  # warm-up
-        block(name)
-    samples = {name: [] for name in VARIANTS}
-    for _ in range(args.repeats):
-        for name in VARIANTS:
-            samples[name].append(block(name))
+        return cpu_and_wall_per_iteration(one_iteration, args.iterations)
+
+    samples = in_turns({name: (lambda name=name: block(name)) for name in VARIANTS}, args.repeats)
     plain = statistics.median(cpu for cpu, _ in samples["plain"])
     results = {}
     for name, values in samples.items():

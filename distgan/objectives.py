@@ -92,10 +92,17 @@ def _input_gradients(
     recipe for gradient penalties). An inf here makes the loss inf, and the GradScaler then
     skips the optimizer step.
     """
-    scores = discriminator(x, labels).float().sum()
+    return _scaled_gradient(discriminator(x, labels).float().sum(), x, loss_scale)
+
+
+def _scaled_gradient(
+    total: torch.Tensor, wrt: torch.Tensor, loss_scale: float | torch.Tensor | None
+) -> torch.Tensor:
+    """d total / d wrt with a graph (for double backward); under fp16 taken of total x loss_scale
+    and unscaled after, so small gradients do not underflow."""
     if loss_scale is not None:
-        scores = scores * loss_scale
-    (grads,) = torch.autograd.grad(scores, x, create_graph=True)
+        total = total * loss_scale
+    (grads,) = torch.autograd.grad(total, wrt, create_graph=True)
     grads = grads.float()
     if loss_scale is not None:
         grads = grads / loss_scale
@@ -211,13 +218,7 @@ def path_lengths(
     """||J_w^T y||_2 per sample (Karras et al. 2020, eq. 4): the gradient of (images * y).sum() with
     respect to the w's (N, num_ws, w_dim), its squares summed over w and averaged over the num_ws
     copies, square-rooted. With a graph, for the double backward; fp16: scaled as the R1 gradient."""
-    projection = (images.float() * directions).sum()
-    if loss_scale is not None:
-        projection = projection * loss_scale
-    (grads,) = torch.autograd.grad(projection, ws, create_graph=True)
-    grads = grads.float()
-    if loss_scale is not None:
-        grads = grads / loss_scale
+    grads = _scaled_gradient((images.float() * directions).sum(), ws, loss_scale)
     return grads.square().sum(2).mean(1).sqrt()
 
 
