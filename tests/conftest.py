@@ -40,10 +40,19 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Under `pytest -n N --dist loadgroup` a test file runs on one worker (its module fixtures
-    are built once), and tests/slurm/ runs on one worker: its files share one local cluster."""
-    for item in items:
-        group = "slurm" if "slurm" in item.path.parent.parts else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+try:  # pytest-xdist (the dev extra): pytest runs with `-n 2 --dist loadfile` (pyproject.toml)
+    from xdist.scheduler import LoadFileScheduling
+except ImportError:  # without it the suite runs in one process
+    LoadFileScheduling = None
+
+if LoadFileScheduling is not None:
+
+    class _FileScheduling(LoadFileScheduling):
+        """A test file runs whole on one worker (its module fixtures are built once), and all of
+        tests/slurm/ on one worker: its files share one local cluster."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/slurm" if nodeid.startswith("tests/slurm/") else super()._split_scope(nodeid)
+
+    def pytest_xdist_make_scheduler(config, log):
+        return _FileScheduling(config, log)
