@@ -62,16 +62,22 @@ def load_generator(path: str | Path, ema: bool = True, device: str = "cpu") -> G
     return generator.to(device).eval()
 
 
-def check_weights(generator: Generator, weights: Path) -> None:
-    """CheckpointError unless `weights` is a readable safetensors file with exactly the tensors, and
-    shapes, of the generator its config.yaml describes (names the first tensor that differs)."""
+def tensor_shapes(weights: Path) -> dict[str, list[int]]:
+    """Each tensor's shape in a safetensors file, read from its header (nothing loaded);
+    CheckpointError naming the file when it is not a readable one."""
     try:
         with safe_open(str(weights), framework="pt") as f:
-            found = {name: list(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118
+            return {name: list(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError) as err:
         raise CheckpointError(
             f"{weights}: not a readable safetensors file ({type(err).__name__}: {brief(str(err), 120)})"
         ) from None
+
+
+def check_weights(generator: Generator, weights: Path) -> None:
+    """CheckpointError unless `weights` is a readable safetensors file with exactly the tensors, and
+    shapes, of the generator its config.yaml describes (names the first tensor that differs)."""
+    found = tensor_shapes(weights)
     expected = {name: list(tensor.shape) for name, tensor in generator.state_dict().items()}
     missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
     if missing:

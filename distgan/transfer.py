@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import nn
 
 import distgan.run_layout as run_layout
 from distgan.checkpoint import read_meta, resolve_checkpoint
 from distgan.config import ExperimentConfig, ModelConfig, TrainConfig
-from distgan.errors import UserError, brief
-from distgan.generation import load_run_config
+from distgan.errors import CheckpointError, UserError, brief
+from distgan.generation import load_run_config, tensor_shapes
 from distgan.hub import WEIGHTS, download, is_export_dir, is_repo_id
 from distgan.registry import ARCHITECTURES
 
@@ -90,12 +89,9 @@ def open_source(init_from: str) -> Source:
 
 def _shapes(path: Path) -> dict[str, list[int]]:
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return {name: list(f.get_slice(name).get_shape()) for name in f.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError) as err:
-        raise TransferError(
-            f"{KEY}: {path} is not a readable safetensors file ({type(err).__name__}: {brief(str(err), 120)})"
-        ) from None
+        return tensor_shapes(path)
+    except CheckpointError as err:
+        raise TransferError(f"{KEY}: {err}") from None
 
 
 def _model_differences(source: ExperimentConfig, model: ModelConfig, sample_shape: tuple) -> str:
