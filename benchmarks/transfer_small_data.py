@@ -125,7 +125,11 @@ def main() -> None:
                 report = {
                     "recipe": args.recipe,
                     "source": {"classes": SOURCE_CLASSES, "steps": args.source_steps, "cpu_s": source_cpu_s},
-                    "target": {"classes": TARGET_CLASSES, "digits": TARGET_DIGITS, "steps": args.target_steps},
+                    "target": {
+                        "classes": TARGET_CLASSES,
+                        "digits": TARGET_DIGITS,
+                        "steps": args.target_steps,
+                    },
                     "date": time.strftime("%Y-%m-%d"),
                     "torch": torch.__version__,
                     "runs": rows,

@@ -80,7 +80,21 @@ def test_bad_mixture_settings_name_the_key():
     with pytest.raises(ConfigError, match="model.latent_component_std"):
         override(cfg, ["model.latent_components=4", "model.latent_component_std=0"])
     with pytest.raises(ConfigError, match="model.latent_components.*arch"):
-        load_config("configs/quickstart.yaml", ["model.latent_components=4"])
+        load_config("configs/celeba_resnet.yaml", ["model.latent_components=4"])
+
+
+def test_dcgan_generator_draws_from_the_mixture_latent():
+    """Truncated to psi 0, every latent of one component is its centre: one image per component."""
+    cfg = load_config(
+        "configs/mnist_uncond.yaml", ["model.latent_components=3", "model.latent_component_std=0.5"]
+    )
+    generator = build_generator(cfg.model, cfg.sample_shape).eval()
+    latent = generator.truncate(generator.latent(64, seed=0), 0.0)
+    components, _ = generator.mixture.split(latent)
+    with torch.no_grad():
+        images = generator(latent).flatten(1)
+    distinct = torch.unique(images.round(decimals=5), dim=0)
+    assert len(distinct) == len(torch.unique(components)) == 3
 
 
 def test_sampling_truncates_a_mixture_generator_inside_its_components():

@@ -84,7 +84,7 @@ class ModelConfig:
     # projection (dcgan: projection D; resnet, required: projection D and class-conditional BatchNorm in G)
     conditioning: Literal["concat", "projection"] = "concat"
     attention_res: int = 0  # resnet: SAGAN self-attention block at this feature-map side in px (0 = off)
-    # mlp: G's N(0, I) latent becomes a mixture of this many Gaussians with fixed N(0, I) centres, so
+    # mlp, dcgan: G's N(0, I) latent becomes a mixture of this many Gaussians with fixed N(0, I) centres, so
     # separated modes need no bridges between them (DeLiGAN, BourGAN); 0 = off
     latent_components: int = 0
     latent_component_std: float = 1.0  # std of each latent mixture component (latent_components > 0)

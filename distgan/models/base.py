@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from distgan.models.latent_mixture import MixtureLatent
+
 
 def init_weights_dcgan(module: nn.Module) -> None:
     """N(0, 0.02) weights (DCGAN paper); norm layers scale N(1, 0.02), biases 0."""
@@ -23,13 +25,28 @@ def init_weights_dcgan(module: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    """Base class: subclasses implement forward(latent, labels=None)."""
+    """Base class: subclasses implement forward(latent, labels=None) and start it with
+    `latent = self.mixed(latent)`, which applies the mixture latent when `latent_components` > 0."""
 
-    def __init__(self, latent_dim: int, sample_shape: tuple[int, ...], num_classes: int) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        sample_shape: tuple[int, ...],
+        num_classes: int,
+        latent_components: int = 0,
+        latent_component_std: float = 1.0,
+    ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.sample_shape = tuple(sample_shape)
         self.num_classes = num_classes
+        self.mixture = (
+            MixtureLatent(latent_dim, latent_components, latent_component_std) if latent_components else None
+        )
+
+    def mixed(self, latent: torch.Tensor) -> torch.Tensor:
+        """G's input: the standard-normal latent, or its image in the mixture latent."""
+        return latent if self.mixture is None else self.mixture(latent)
 
     @property
     def is_conditional(self) -> bool:
@@ -46,8 +63,9 @@ class Generator(nn.Module):
 
     def truncate(self, latent: torch.Tensor, psi: float) -> torch.Tensor:
         """The truncation trick: latents pulled toward the typical latent by `psi` (1 = unchanged).
-        A plain N(0, I) latent shrinks toward 0; generators with a structured latent override this."""
-        return latent * psi
+        A plain N(0, I) latent shrinks toward 0; a mixture latent toward each component's centre (the
+        balance of components stays); generators with another structured latent override this."""
+        return latent * psi if self.mixture is None else self.mixture.truncate(latent, psi)
 
     @torch.no_grad()
     def sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None) -> torch.Tensor:

@@ -37,9 +37,17 @@ def _layout(resolution: int) -> tuple[int, int]:
 
 class DCGANGenerator(Generator):
     def __init__(
-        self, latent_dim: int, channels: int, resolution: int, num_classes: int = 0, width: int = 64
+        self,
+        latent_dim: int,
+        channels: int,
+        resolution: int,
+        num_classes: int = 0,
+        width: int = 64,
+        latent_components: int = 0,
+        latent_component_std: float = 1.0,
     ) -> None:
-        super().__init__(latent_dim, (channels, resolution, resolution), num_classes)
+        shape = (channels, resolution, resolution)
+        super().__init__(latent_dim, shape, num_classes, latent_components, latent_component_std)
         base, n_up = _layout(resolution)
         self.base = base
         self.base_channels = width * 2 ** (n_up - 1)
@@ -60,7 +68,7 @@ class DCGANGenerator(Generator):
         init_weights_dcgan(self)
 
     def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.project(concat_label(latent, self.embed, labels))
+        x = self.project(concat_label(self.mixed(latent), self.embed, labels))
         return self.net(x.view(-1, self.base_channels, self.base, self.base))
 
 
@@ -134,7 +142,15 @@ def check_shape(model: ModelConfig, shape: SampleShape) -> None:
 
 def build_generator(model: ModelConfig, shape: SampleShape) -> DCGANGenerator:
     channels, resolution = shape[0], shape[-1]
-    return DCGANGenerator(model.latent_dim, channels, resolution, model.num_classes, model.g_width)
+    return DCGANGenerator(
+        model.latent_dim,
+        channels,
+        resolution,
+        model.num_classes,
+        model.g_width,
+        model.latent_components,
+        model.latent_component_std,
+    )
 
 
 def build_discriminator(model: ModelConfig, shape: SampleShape) -> DCGANDiscriminator:
@@ -161,7 +177,7 @@ ARCHITECTURES.register(
     Architecture(
         build_generator,
         build_discriminator,
-        options=frozenset({"d_norm", "d_dropout", "pack"}),
+        options=frozenset({"d_norm", "d_dropout", "pack", "latent_components"}),
         conditionings=("concat", "projection"),
         check_shape=check_shape,
         discriminator_blocks=discriminator_blocks,

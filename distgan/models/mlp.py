@@ -14,7 +14,6 @@ from torch import nn
 from distgan.config import ModelConfig
 from distgan.models.base import Generator, class_embedding, concat_label, init_weights_dcgan
 from distgan.models.family import Architecture, SampleShape, layer_groups
-from distgan.models.latent_mixture import MixtureLatent
 from distgan.registry import ARCHITECTURES
 
 
@@ -30,10 +29,7 @@ class MLPGenerator(Generator):
         latent_components: int = 0,
         latent_component_std: float = 1.0,
     ) -> None:
-        super().__init__(latent_dim, sample_shape, num_classes)
-        self.mixture = (
-            MixtureLatent(latent_dim, latent_components, latent_component_std) if latent_components else None
-        )
+        super().__init__(latent_dim, sample_shape, num_classes, latent_components, latent_component_std)
         self.embed = class_embedding(num_classes, num_classes)
         in_features = latent_dim + (num_classes if num_classes else 0)
         hidden = [2 * width, 4 * width, 8 * width]  # 128-256-512 at width 64
@@ -49,15 +45,8 @@ class MLPGenerator(Generator):
         self.net = nn.Sequential(*layers)
         init_weights_dcgan(self)
 
-    def truncate(self, latent: torch.Tensor, psi: float) -> torch.Tensor:
-        if self.mixture is None:
-            return super().truncate(latent, psi)
-        return self.mixture.truncate(latent, psi)  # toward each component's centre: the balance stays
-
     def forward(self, latent: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        if self.mixture is not None:
-            latent = self.mixture(latent)
-        out = self.net(concat_label(latent, self.embed, labels))
+        out = self.net(concat_label(self.mixed(latent), self.embed, labels))
         return out.view(latent.shape[0], *self.sample_shape)
 
 
