@@ -181,7 +181,7 @@ def build_accelerator(cfg: ExperimentConfig, log_with: list[str] = (), project_d
         # No unused parameters by construction: D is never run through DDP during the G step.
         # No per-forward buffer broadcast: the loop averages BatchNorm buffers once per iteration
         # (backend.sync_buffers); the broadcast would also risk FACTS.md's in-place error on CUDA.
-        DistributedDataParallelKwargs(find_unused_parameters=False, broadcast_buffers=False, **__import__('json').loads(__import__('os').environ.get('XDDP','{}'))),
+        DistributedDataParallelKwargs(find_unused_parameters=False, broadcast_buffers=False),
     ]
     with _launcher_plugins_taken_over():
         accelerator = Accelerator(
