@@ -1,7 +1,8 @@
 """Under the launcher's elastic agent (`accelerate launch --max_restarts N`, i.e. torchrun's), a
 worker killed mid-run makes the agent restart the whole group, and the restarted group continues
-from the last complete checkpoint (--resume auto) to the end. Without a restart left, the same kill
-ends the launch with an error: the restart is what finished the run.
+from the last complete checkpoint (--resume auto) to the end. The killed worker is rank 0: the one
+that holds the run directory's lock and writes the checkpoints. Without a restart left, the same
+kill ends the launch with an error: the restart is what finished the run.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ EVERY = 4
 HANG_GUARD_S = 300
 
 
-def kill_rank_after_first_checkpoint(out, max_restarts: int) -> tuple[subprocess.CompletedProcess, int]:
-    """Launch 2 processes; SIGKILL rank 1 as soon as the first checkpoint is complete. Returns the
+def kill_rank0_after_first_checkpoint(out, max_restarts: int) -> tuple[subprocess.CompletedProcess, int]:
+    """Launch 2 processes; SIGKILL rank 0 as soon as the first checkpoint is complete. Returns the
     launch's result and the step of the checkpoint that was `latest` when the kill was sent."""
     command = accelerate_launch(
         2,
@@ -50,7 +51,7 @@ def kill_rank_after_first_checkpoint(out, max_restarts: int) -> tuple[subprocess
             pids = pids if len(pids) == 2 else worker_pids(str(out))
             time.sleep(0.05)
         pids = pids if len(pids) == 2 else worker_pids(str(out))
-        os.kill(pids[1], signal.SIGKILL)
+        os.kill(pids[0], signal.SIGKILL)
         killed_after = step_of(out / "checkpoints" / latest.read_text().strip())
         output = launcher.communicate(timeout=HANG_GUARD_S)[0]
     finally:
@@ -64,7 +65,7 @@ def kill_rank_after_first_checkpoint(out, max_restarts: int) -> tuple[subprocess
 @pytest.mark.slow
 def test_a_restarted_group_resumes_from_the_last_checkpoint(tmp_path):
     out = tmp_path / "run"
-    result, killed_after = kill_rank_after_first_checkpoint(out, max_restarts=1)
+    result, killed_after = kill_rank0_after_first_checkpoint(out, max_restarts=1)
     output = result.stdout
     assert result.returncode == 0, output[-4000:]
     resumed = re.findall(r"resumed from (\S+) at step (\d+)", output)
@@ -77,6 +78,7 @@ def test_a_restarted_group_resumes_from_the_last_checkpoint(tmp_path):
     first_step = re.search(r"^step\s+(\d+)/", after_resume, re.MULTILINE)
     assert first_step and int(first_step.group(1)) == step + 1, after_resume[:2000]  # not from 0
     assert f"done: {STEPS} steps" in output, output[-4000:]
+    assert "taking over the lock of a run that is no longer running" in output  # the dead rank 0's
     final = latest_checkpoint(out)  # verifies the manifest: every file as written
     assert final is not None and step_of(final) == STEPS
 
@@ -84,7 +86,7 @@ def test_a_restarted_group_resumes_from_the_last_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_without_a_restart_left_the_same_kill_ends_the_launch(tmp_path):
     out = tmp_path / "run"
-    result, _ = kill_rank_after_first_checkpoint(out, max_restarts=0)
+    result, _ = kill_rank0_after_first_checkpoint(out, max_restarts=0)
     assert result.returncode != 0
     assert "resumed from" not in result.stdout
     assert f"done: {STEPS} steps" not in result.stdout
