@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from distgan.checkpoint.locate import latest_checkpoint, step_of
+from distgan.distributed.restarted_group import join_restarted_group, restart_count, store_prefix
 from tests.launching import REPO, TINY_TRAIN, accelerate_launch, cpu_env, worker_pids
 
 STEPS = 24
@@ -91,3 +92,14 @@ def test_without_a_restart_left_the_same_kill_ends_the_launch(tmp_path):
     assert "resumed from" not in result.stdout
     assert f"done: {STEPS} steps" not in result.stdout
     assert step_of(latest_checkpoint(out)) < STEPS
+
+
+def test_only_a_restart_on_the_agents_store_forms_its_own_group(monkeypatch):
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "2")
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "False")  # a store per group: nothing stale
+    assert restart_count() == 0
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")
+    assert restart_count() == 2
+    assert store_prefix(2) != store_prefix(1)
+    monkeypatch.setenv("WORLD_SIZE", "1")  # one process: no group to form
+    assert not join_restarted_group(timeout_s=5)
