@@ -30,6 +30,7 @@ from distgan.config import ConfigError, ExperimentConfig, override
 from distgan.distributed.collectives import sum_over_ranks
 from distgan.distributed.deepspeed_json import deepspeed_config
 from distgan.distributed.launcher import deepspeed_overrides, default_overrides, dynamo_overrides
+from distgan.distributed.restarted_group import join_restarted_group
 from distgan.errors import UserError
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
@@ -183,6 +184,7 @@ def build_accelerator(cfg: ExperimentConfig, log_with: list[str] = (), project_d
         # (backend.sync_buffers); the broadcast would also risk FACTS.md's in-place error on CUDA.
         DistributedDataParallelKwargs(find_unused_parameters=False, broadcast_buffers=False),
     ]
+    join_restarted_group(cfg.distributed.timeout_s)  # before accelerate forms the default group
     with _launcher_plugins_taken_over():
         accelerator = Accelerator(
             cpu=on_cpu,  # without this, CPU processes under --multi_gpu become separate worlds of 1
