@@ -1,0 +1,59 @@
+"""Short real trainings of the unconditional image recipes, with thresholds a broken recipe fails.
+
+Thresholds come from measured healthy runs (CPU, torch 2.13, train.seed 0), with margin, and from
+the same runs with a planted fault (the adversarial loss's sign flipped in objectives.py):
+  configs/mnist_uncond.yaml, 300 G steps (lr decaying from step 150), raw G and EMA, 1,000 samples
+  against 1,000 embedded digits on the shipped classifier's features:
+      FD: raw 7.9, EMA 7.6; sign flipped 124 (both)
+      classes covered: 10, 10; sign flipped 1
+  configs/stacked_mnist.yaml, 600 G steps (lr decaying from step 300; at 300 steps even the healthy
+  recipe still draws one triple), raw G and EMA, 2,000 samples, each channel read by the shipped
+  classifier (uniform triples would cover about 865 of the 1,000 at this count):
+      triples covered: raw 187, EMA 166; sign flipped 1
+      KL to uniform: raw 2.38, EMA 2.56; sign flipped 6.91 (log 1000: one triple)
+The full recipes are scored over 5 seeds in docs/quality.md.
+"""
+
+import pytest
+import torch
+
+from distgan.config import load_config
+from distgan.data import evaluation_data
+from distgan.metrics import evaluate_generator
+from tests.test_quality_short import trained
+
+
+def short_run(recipe: str, steps: int, tmp_path):
+    cfg = load_config(
+        f"configs/{recipe}.yaml",
+        [
+            f"train.out_dir={tmp_path}",
+            f"train.steps={steps}",
+            "log.every=100",
+            "log.sample_every=0",
+            "checkpoint.every=0",
+        ],
+    )
+    return cfg, trained(cfg)
+
+
+@pytest.mark.slow  # ~30 s of CPU
+def test_mnist_uncond_short_run_draws_every_digit_near_the_real_features(tmp_path, fresh_accelerate):
+    cfg, models = short_run("mnist_uncond", 300, tmp_path)
+    real, _ = evaluation_data(cfg, 1000)
+    for name, model in models.items():
+        with torch.no_grad():
+            result = evaluate_generator(model, cfg, ["fd", "class_coverage"], 1000, seed=1, real=real)
+        assert result["fd_mnist_classifier"] < 25.0, (name, result)  # healthy 7.6-7.9, flipped 124
+        assert result["classes_covered_mnist_classifier"] >= 8, (name, result)  # healthy 10, flipped 1
+
+
+@pytest.mark.slow  # ~60 s of CPU
+def test_stacked_mnist_short_run_covers_hundreds_of_digit_triples(tmp_path, fresh_accelerate):
+    cfg, models = short_run("stacked_mnist", 600, tmp_path)
+    real, modes = evaluation_data(cfg, 1000)
+    for name, model in models.items():
+        with torch.no_grad():
+            result = evaluate_generator(model, cfg, ["stacked_modes"], 2000, seed=1, real=real, modes=modes)
+        assert result["stacked_modes_mnist_per_channel"] >= 60, (name, result)  # healthy 166-187, flipped 1
+        assert result["stacked_kl_mnist_per_channel"] < 4.0, (name, result)  # healthy 2.4-2.6, flipped 6.9
