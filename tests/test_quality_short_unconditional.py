@@ -23,7 +23,8 @@ from distgan.metrics import evaluate_generator
 from tests.test_quality_short import trained
 
 
-def short_run(recipe: str, steps: int, tmp_path):
+def scored(recipe: str, steps: int, metrics: list[str], num: int, tmp_path) -> dict[str, dict]:
+    """{'generator': scores, 'generator_ema': scores} of a short run of configs/RECIPE.yaml."""
     cfg = load_config(
         f"configs/{recipe}.yaml",
         [
@@ -34,26 +35,23 @@ def short_run(recipe: str, steps: int, tmp_path):
             "checkpoint.every=0",
         ],
     )
-    return cfg, trained(cfg)
+    real, modes = evaluation_data(cfg, 1000)
+    with torch.no_grad():
+        return {
+            name: evaluate_generator(model, cfg, metrics, num, seed=1, real=real, modes=modes)
+            for name, model in trained(cfg).items()
+        }
 
 
 @pytest.mark.slow  # ~30 s of CPU
 def test_mnist_uncond_short_run_draws_every_digit_near_the_real_features(tmp_path, fresh_accelerate):
-    cfg, models = short_run("mnist_uncond", 300, tmp_path)
-    real, _ = evaluation_data(cfg, 1000)
-    for name, model in models.items():
-        with torch.no_grad():
-            result = evaluate_generator(model, cfg, ["fd", "class_coverage"], 1000, seed=1, real=real)
+    for name, result in scored("mnist_uncond", 300, ["fd", "class_coverage"], 1000, tmp_path).items():
         assert result["fd_mnist_classifier"] < 25.0, (name, result)  # healthy 7.6-7.9, flipped 124
         assert result["classes_covered_mnist_classifier"] >= 8, (name, result)  # healthy 10, flipped 1
 
 
 @pytest.mark.slow  # ~60 s of CPU
 def test_stacked_mnist_short_run_covers_hundreds_of_digit_triples(tmp_path, fresh_accelerate):
-    cfg, models = short_run("stacked_mnist", 600, tmp_path)
-    real, modes = evaluation_data(cfg, 1000)
-    for name, model in models.items():
-        with torch.no_grad():
-            result = evaluate_generator(model, cfg, ["stacked_modes"], 2000, seed=1, real=real, modes=modes)
+    for name, result in scored("stacked_mnist", 600, ["stacked_modes"], 2000, tmp_path).items():
         assert result["stacked_modes_mnist_per_channel"] >= 60, (name, result)  # healthy 166-187, flipped 1
         assert result["stacked_kl_mnist_per_channel"] < 4.0, (name, result)  # healthy 2.4-2.6, flipped 6.9
