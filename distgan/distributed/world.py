@@ -182,11 +182,7 @@ def build_accelerator(cfg: ExperimentConfig, log_with: list[str] = (), project_d
         # No unused parameters by construction: D is never run through DDP during the G step.
         # No per-forward buffer broadcast: the loop averages BatchNorm buffers once per iteration
         # (backend.sync_buffers); the broadcast would also risk FACTS.md's in-place error on CUDA.
-        # Gradients as views into DDP's buckets: no copy out of the bucket after each all-reduce
-        # (on 2 CPU processes, 60-step runs of the quickstart: 6.07 s instead of 6.3, median of 6).
-        DistributedDataParallelKwargs(
-            find_unused_parameters=False, broadcast_buffers=False, gradient_as_bucket_view=True
-        ),
+        DistributedDataParallelKwargs(find_unused_parameters=False, broadcast_buffers=False),
     ]
     join_restarted_group(cfg.distributed.timeout_s)  # before accelerate forms the default group
     with _launcher_plugins_taken_over():
