@@ -35,11 +35,12 @@ def scored(recipe: str, steps: int, metrics: list[str], num: int, tmp_path) -> d
             "checkpoint.every=0",
         ],
     )
+    models = trained(cfg)
     real, modes = evaluation_data(cfg, 1000)
     with torch.no_grad():
         return {
             name: evaluate_generator(model, cfg, metrics, num, seed=1, real=real, modes=modes)
-            for name, model in trained(cfg).items()
+            for name, model in models.items()
         }
 
 
