@@ -25,8 +25,8 @@ def init_weights_dcgan(module: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    """Base class: subclasses implement forward(latent, labels=None) and start it with
-    `latent = self.mixed(latent)`, which applies the mixture latent when `latent_components` > 0."""
+    """Base class: subclasses implement forward(latent, labels=None). Families that accept
+    `model.latent_components` (mlp, dcgan) pass it here and feed their network `self.mixed(latent)`."""
 
     def __init__(
         self,
