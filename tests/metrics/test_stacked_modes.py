@@ -48,12 +48,31 @@ def score(images: torch.Tensor) -> dict:
 
 
 def test_counts_and_kl_of_known_histograms():
-    assert stacked_modes(np.full(300, 123)) == {"modes": 1, "kl": pytest.approx(math.log(1000))}
-    even_half = np.repeat(np.arange(0, 1000, 2), 3)  # 500 modes, 3 samples each
-    assert stacked_modes(even_half) == {"modes": 500, "kl": pytest.approx(math.log(2))}
-    assert stacked_modes(np.arange(1000)) == {"modes": 1000, "kl": pytest.approx(0.0, abs=1e-12)}
+    one = stacked_modes(np.full(300, 123))
+    assert one["modes"] == 1 and one["kl"] == pytest.approx(math.log(1000))
+    assert [one[f"kl_{c}"] for c in ("red", "green", "blue")] == pytest.approx([math.log(10)] * 3)
+    even_half = np.repeat(np.arange(0, 1000, 2), 3)  # 500 modes, 3 samples each: blue always even
+    half = stacked_modes(even_half)
+    assert half["modes"] == 500 and half["kl"] == pytest.approx(math.log(2))
+    assert [half["kl_red"], half["kl_green"], half["kl_blue"]] == pytest.approx([0.0, 0.0, math.log(2)])
+    every = stacked_modes(np.arange(1000))
+    assert every["modes"] == 1000 and every["kl"] == pytest.approx(0.0, abs=1e-12)
+    assert max(every["kl_red"], every["kl_green"], every["kl_blue"]) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(MetricsError, match="0..999"):
         stacked_modes(np.array([1000]))
+
+
+def test_channel_kls_tell_an_unbalanced_channel_from_dependent_channels():
+    # Red always equals green: 100 triples, each channel's digits perfectly even, the triples not.
+    tied = np.array([100 * d + 10 * d + b for d in range(10) for b in range(10)])
+    result = stacked_modes(tied)
+    assert result["kl"] == pytest.approx(math.log(10))
+    assert max(result["kl_red"], result["kl_green"], result["kl_blue"]) == pytest.approx(0.0, abs=1e-12)
+    # Green only ever 7: the whole triple KL is green's own.
+    green_seven = np.array([100 * r + 70 + b for r in range(10) for b in range(10)])
+    result = stacked_modes(green_seven)
+    assert result["kl_green"] == pytest.approx(math.log(10)) == pytest.approx(result["kl"])
+    assert result["kl_red"] == pytest.approx(0.0, abs=1e-12) == pytest.approx(result["kl_blue"], abs=1e-12)
 
 
 def test_a_generator_that_repeats_one_stack_covers_exactly_one_mode():
